@@ -1,0 +1,210 @@
+"""The data that describes a paging format, read by the one generic walker.
+
+A :class:`PagingFormat` is a table: the levels (name, index shift, index
+width, whether a leaf may sit there), how to tell a valid entry from an
+invalid one, a table entry from a leaf, which entry bits carry the output
+address, and which bits are reserved per level.  The architecture modules
+(:mod:`kmemdbg.arch.x86_64`, :mod:`kmemdbg.arch.arm64`) only *fill in* these
+tables and supply small decode functions for flags, permissions and
+non-present entries.
+
+Integers: ``shift``/``bits`` are bit positions and widths in a *virtual*
+address; masks apply to a raw 64-bit entry; every ``*_pa`` is physical.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence, Tuple
+
+MASK64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class Level:
+    """One translation level.
+
+    ``shift`` is the lowest VA bit of this level's index, ``bits`` the index
+    width.  A leaf at this level maps ``1 << shift`` bytes.  ``leaf_ok``
+    says whether a leaf (huge page, block) is architecturally allowed here;
+    the last level is always a leaf.
+    """
+
+    name: str
+    shift: int
+    bits: int
+    leaf_ok: bool
+
+    @property
+    def entries(self) -> int:
+        return 1 << self.bits
+
+    @property
+    def leaf_size(self) -> int:
+        """Bytes of virtual (and physical) memory one leaf here maps."""
+        return 1 << self.shift
+
+
+@dataclass(frozen=True)
+class AddressField:
+    """Entry bits ``mask`` that land at physical bit positions shifted by ``shift``.
+
+    ``shift`` is added to the bit position (negative shifts move bits down).
+    The physical address held by an entry is the OR of all its fields.
+    """
+
+    mask: int
+    shift: int = 0
+
+    def extract(self, raw: int) -> int:
+        bits = raw & self.mask
+        return bits << self.shift if self.shift >= 0 else bits >> -self.shift
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """Effective access rights of a leaf after combining every level.
+
+    ``kernel_*`` are the rights of privileged code (ring 0 / EL1), ``user_*``
+    those of unprivileged code (ring 3 / EL0).
+    """
+
+    kernel_read: bool
+    kernel_write: bool
+    kernel_exec: bool
+    user_read: bool
+    user_write: bool
+    user_exec: bool
+
+    def short(self) -> str:
+        """``"RWX/---"``-style summary: kernel rights, then user rights."""
+        def rwx(r: bool, w: bool, x: bool) -> str:
+            return ("R" if r else "-") + ("W" if w else "-") + ("X" if x else "-")
+        return rwx(self.kernel_read, self.kernel_write, self.kernel_exec) + "/" + \
+            rwx(self.user_read, self.user_write, self.user_exec)
+
+
+# Reasons a walk can stop without a translation.  They are part of the JSON
+# contract: ``fault.reason`` is always one of these strings.
+NOT_PRESENT = "not-present"
+PROT_NONE = "prot-none"
+SWAP = "swap"
+RESERVED = "reserved-bits"
+NON_CANONICAL = "non-canonical"
+TABLE_UNREADABLE = "table-unreadable"
+TABLE_LOOP = "table-loop"
+ROOT_MISALIGNED = "root-misaligned"
+FAULT_REASONS = (NOT_PRESENT, PROT_NONE, SWAP, RESERVED, NON_CANONICAL,
+                 TABLE_UNREADABLE, TABLE_LOOP, ROOT_MISALIGNED)
+
+
+@dataclass(frozen=True)
+class InvalidEntry:
+    """What a non-present entry holds: ``reason`` (one of the fault reasons) and a detail line."""
+
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class PagingFormat:
+    """A complete description of one paging mode.
+
+    ``va_bits`` is the number of VA bits the walk translates.  An address is
+    in range when the bits from ``uniform_from`` upward are all zeros or all
+    ones (x86-64: sign extension from bit ``va_bits - 1``; arm64: the TTBR0
+    or TTBR1 half, ``uniform_from = va_bits``).
+
+    ``valid_mask``: an entry with none of these bits set is invalid.
+    ``leaf_mask``/``leaf_value``: at a non-last level, an entry whose masked
+    bits equal ``leaf_value`` is a leaf (x86 PS=1; arm64 bits[1:0]=01).
+    ``page_mask``/``page_value``: what the last level's entries must satisfy
+    to be a leaf (arm64 bits[1:0]=11); anything else there is reserved.
+    ``address``: the fields carrying the output address of tables and leaves.
+    ``reserved_table[i]``/``reserved_leaf[i]``: bits that must be zero in a
+    table entry / a leaf at level ``i``.
+    """
+
+    name: str
+    arch: str
+    page_shift: int
+    va_bits: int
+    uniform_from: int
+    levels: Tuple[Level, ...]
+    valid_mask: int
+    leaf_mask: int
+    leaf_value: int
+    page_mask: int
+    page_value: int
+    address: Tuple[AddressField, ...]
+    reserved_table: Tuple[int, ...]
+    reserved_leaf: Tuple[int, ...]
+    flags: Callable[[int, int, bool], Tuple[str, ...]] = field(compare=False, repr=False)
+    invalid: Callable[[int, int, int], InvalidEntry] = field(compare=False, repr=False)
+    permissions: Callable[[Sequence[int], int], Permissions] = field(compare=False, repr=False)
+    params: Tuple[Tuple[str, object], ...] = ()
+
+    @property
+    def page_size(self) -> int:
+        return 1 << self.page_shift
+
+    @property
+    def table_bytes(self) -> int:
+        """Bytes read per table page (a whole granule, even for a short top table)."""
+        return 1 << self.page_shift
+
+    def param(self, key: str, default: object = None) -> object:
+        for k, v in self.params:
+            if k == key:
+                return v
+        return default
+
+    def in_range(self, va: int) -> bool:
+        """True when ``va`` (virtual) is canonical / inside a translated half."""
+        top = (va & MASK64) >> self.uniform_from
+        return top == 0 or top == (MASK64 >> self.uniform_from)
+
+    def output_address(self, raw: int) -> int:
+        """Physical address bits held by ``raw`` (not yet aligned to a leaf size)."""
+        pa = 0
+        for f in self.address:
+            pa |= f.extract(raw)
+        return pa
+
+    def index(self, va: int, level: int) -> int:
+        lv = self.levels[level]
+        return (va >> lv.shift) & ((1 << lv.bits) - 1)
+
+    def level_named(self, name: str) -> int:
+        for i, lv in enumerate(self.levels):
+            if lv.name == name:
+                return i
+        raise KeyError(name)
+
+
+def bits(lo: int, hi: int) -> int:
+    """Mask of bits ``lo`` to ``hi`` inclusive."""
+    if hi < lo:
+        return 0
+    return ((1 << (hi - lo + 1)) - 1) << lo
+
+
+def split_levels(names: Sequence[str], page_shift: int, va_bits: int,
+                 leaf_ok: Callable[[int, int], bool]) -> Tuple[Level, ...]:
+    """Levels for a radix tree of ``page_shift``-sized tables of 8-byte entries.
+
+    The last level indexes bits ``[page_shift, page_shift + k)`` with
+    ``k = page_shift - 3``; each level above takes the next ``k`` bits and the
+    top level whatever remains up to ``va_bits``.  ``names`` lists the level
+    names top first and must have exactly as many entries as levels.
+    ``leaf_ok(position_from_bottom, shift)`` says where leaves are allowed.
+    """
+    per = page_shift - 3
+    count = -(-(va_bits - page_shift) // per)
+    if len(names) != count:
+        raise ValueError(f"{len(names)} names for {count} levels")
+    out = []
+    for pos in range(count - 1, -1, -1):
+        shift = page_shift + pos * per
+        width = min(per, va_bits - shift)
+        out.append(Level(names[count - 1 - pos], shift, width, pos == 0 or leaf_ok(pos, shift)))
+    return tuple(out)

@@ -1,0 +1,1 @@
+"""Physical memory sources: a drgn Program, a raw ELF core, (the model lives in kmemdbg.model)."""
