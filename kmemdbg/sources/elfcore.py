@@ -48,15 +48,16 @@ class ElfCoreMemory:
             raise SourceError(f"{path}: ELF type {e_type} is not a core file")
         self.machine = e_machine
         self.arch: Optional[str] = ARCH_BY_MACHINE.get(e_machine)
-        self.loads: List[Tuple[int, int, int, int]] = []  # (paddr, filesz, offset, memsz)
+        # (paddr, filesz, offset, memsz, vaddr) per PT_LOAD, sorted by paddr
+        self.loads: List[Tuple[int, int, int, int, int]] = []
         self.notes: List[Tuple[int, int]] = []
         if e_phentsize < 56 or e_phoff + e_phnum * e_phentsize > size:
             raise SourceError(f"{path}: truncated program headers")
         for i in range(e_phnum):
-            p_type, _fl, off, _va, pa, filesz, memsz, _al = struct.unpack_from(
+            p_type, _fl, off, va, pa, filesz, memsz, _al = struct.unpack_from(
                 "<IIQQQQQQ", self._map, e_phoff + i * e_phentsize)
             if p_type == PT_LOAD:
-                self.loads.append((pa, filesz, off, memsz))
+                self.loads.append((pa, filesz, off, memsz, va))
             elif p_type == PT_NOTE:
                 self.notes.append((off, filesz))
         self.loads.sort()
@@ -70,7 +71,7 @@ class ElfCoreMemory:
             i = bisect.bisect_right(self._starts, want) - 1
             if i < 0:
                 raise PhysicalReadError(pa, size, f"physical 0x{want:x} is not in the core")
-            start, filesz, off, memsz = self.loads[i]
+            start, filesz, off, memsz, _va = self.loads[i]
             if want >= start + memsz:
                 raise PhysicalReadError(pa, size, f"physical 0x{want:x} is not in the core")
             chunk_end = min(end, start + memsz)
@@ -84,6 +85,14 @@ class ElfCoreMemory:
                 out += bytes(chunk_end - max(want, file_end))
             want = chunk_end
         return bytes(out)
+
+    def vaddr_of(self, pa: int) -> Optional[int]:
+        """The p_vaddr the core gives physical ``pa`` (None when not covered)."""
+        i = bisect.bisect_right(self._starts, pa) - 1
+        if i < 0:
+            return None
+        start, _filesz, _off, memsz, va = self.loads[i]
+        return va + (pa - start) if pa < start + memsz else None
 
     def note(self, name: bytes) -> Optional[bytes]:
         """The descriptor of the first ELF note called ``name`` (e.g. b"VMCOREINFO")."""

@@ -1,0 +1,1 @@
+"""drgn commands and the drgn plugin of kmemdbg (installed as ``kmemdbg.commands``)."""

@@ -1,0 +1,157 @@
+"""``kmemdbg slice``: a small shareable vmcore holding page tables but no user data.
+
+A slice keeps, from a full ELF core:
+
+- every page-table page reachable from the kernel root;
+- the VMCOREINFO note;
+- the kallsyms tables named in VMCOREINFO (Linux >= 6.0), so tools can
+  resolve symbols with no debug info;
+- the pages backing any extra virtual ranges and physical pages asked for
+  (the pages a test's ground truth names, the words of a few symbols).
+
+Everything else, user memory included, is left out.  The source is only
+read, never written.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, List, Sequence, Set, Tuple
+
+from .elfwrite import note_bytes, runs, write_core
+from .errors import KmemdbgError, PhysicalReadError
+from .session import Session, open_core
+from .sources.elfcore import ElfCoreMemory
+from .tables import table_pages
+
+
+@dataclass(frozen=True)
+class SliceReport:
+    """What a slice kept: counts of pages per reason, and the output size in bytes."""
+
+    path: str
+    table_pages: int
+    kallsyms_pages: int
+    extra_pages: int
+    unreadable: Tuple[str, ...]
+    size_bytes: int
+
+
+def _read_u32(session: Session, va: int) -> int:
+    return int.from_bytes(session.read(va, 4), "little")
+
+
+def kallsyms_ranges(session: Session) -> List[Tuple[int, int]]:
+    """Virtual (start, size) of each kallsyms table exported in VMCOREINFO.
+
+    Sizes are computed from the tables themselves: ``kallsyms_num_syms``
+    entries in ``kallsyms_names`` (a length byte, two when the high bit is
+    set, then that many token bytes), 256 NUL-terminated tokens, 256 u16
+    token indices, one u32 offset (or u64 address) per symbol and one u32
+    marker per 256 symbols.
+    """
+    info = session.info
+    sym = info.symbol
+    out: List[Tuple[int, int]] = []
+    num_va = sym("kallsyms_num_syms")
+    if num_va is None:
+        return out
+    n = _read_u32(session, num_va)
+    out.append((num_va, 4))
+    names = sym("kallsyms_names")
+    if names is not None:
+        pos = names
+        data = b""
+        base = names
+        for _ in range(n):
+            if pos + 2 > base + len(data):
+                data = session.read(pos, 1 << 16)
+                base = pos
+            length = data[pos - base]
+            if length & 0x80:
+                if pos + 2 > base + len(data):
+                    data = session.read(pos, 1 << 16)
+                    base = pos
+                length = (length & 0x7F) | (data[pos - base + 1] << 7)
+                pos += 2 + length
+            else:
+                pos += 1 + length
+        out.append((names, pos - names))
+    tokens = sym("kallsyms_token_table")
+    if tokens is not None:
+        blob = session.read(tokens, 1 << 14)
+        end = 0
+        for _ in range(256):
+            end = blob.index(b"\0", end) + 1
+        out.append((tokens, end))
+    for name, size in (("kallsyms_token_index", 512), ("kallsyms_offsets", 4 * n),
+                       ("kallsyms_addresses", 8 * n), ("kallsyms_relative_base", 8),
+                       ("kallsyms_markers", 4 * ((n + 255) // 256))):
+        va = sym(name)
+        if va is not None:
+            out.append((va, size))
+    return out
+
+
+def pages_of_va_range(session: Session, va: int, size: int) -> Set[int]:
+    """Physical page addresses backing ``[va, va + size)``; unmapped pages are skipped."""
+    page = session.tables.format.page_size
+    out: Set[int] = set()
+    cur = va - va % page
+    while cur < va + size:
+        walk = session.translate(cur)
+        if walk.fault is None:
+            out.add(walk.pa - walk.pa % page)
+        cur += page
+    return out
+
+
+def slice_core(src: str, dst: str, keep_va: Sequence[Tuple[int, int]] = (),
+               keep_pa: Iterable[int] = (), kallsyms: bool = True) -> SliceReport:
+    """Write to ``dst`` a slice of the ELF core ``src`` (see module doc).
+
+    ``keep_va`` lists extra virtual (start, size) ranges; ``keep_pa`` extra
+    physical addresses whose pages are kept.  Raises KmemdbgError subclasses
+    with a one-line cause.
+    """
+    session = open_core(src)
+    mem = session.memory
+    if not isinstance(mem, ElfCoreMemory):  # pragma: no cover - open_core always gives one
+        raise KmemdbgError("slice needs an ELF core source")
+    fmt = session.tables.format
+    page = fmt.page_size
+    tables = table_pages(fmt, session.walker.cache, session.tables.root_pa, high=True)
+    pages: Set[int] = set(tables)
+    ksyms: Set[int] = set()
+    if kallsyms:
+        try:
+            for va, size in kallsyms_ranges(session):
+                ksyms |= pages_of_va_range(session, va, size)
+        except (KmemdbgError, ValueError):
+            ksyms = set()
+    extra: Set[int] = set()
+    for va, size in keep_va:
+        extra |= pages_of_va_range(session, va, max(size, 1))
+    for pa in keep_pa:
+        extra.add(pa - pa % page)
+    keep = pages | ksyms | extra
+    segments: List[Tuple[int, int, bytes]] = []
+    unreadable: List[str] = []
+    for start, length in runs(keep, page):
+        try:
+            data = mem.read(start, length)
+        except PhysicalReadError:
+            # keep what can be read page by page
+            for pa in range(start, start + length, page):
+                try:
+                    segments.append((pa, mem.vaddr_of(pa) or pa, mem.read(pa, page)))
+                except PhysicalReadError as err:
+                    unreadable.append(f"0x{pa:x}: {err.reason}")
+            continue
+        segments.append((start, mem.vaddr_of(start) or start, data))
+    note = mem.note(b"VMCOREINFO") or b""
+    size = write_core(dst, mem.machine, note_bytes(b"VMCOREINFO", 0, note), segments)
+    return SliceReport(dst, len(pages), len(ksyms - pages), len(extra - pages - ksyms),
+                       tuple(unreadable), size)
+
+
+__all__ = ["SliceReport", "slice_core", "kallsyms_ranges", "pages_of_va_range"]

@@ -1,0 +1,146 @@
+"""Iterating over whole page-table trees, one table page at a time.
+
+Where :meth:`kmemdbg.walk.Walker.walk` follows one address down, these
+helpers visit every valid entry of every table reachable from a root, so a
+full sweep reads each table page exactly once and needs no per-address
+walks.  They are the base of ``slice`` (which keeps every table page),
+``ptdump`` and the audits.
+
+Addresses: ``va`` values are virtual (sign-extended on x86-64, in the TTBR1
+half on arm64 when ``high`` is set); ``table_pa`` is physical.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Iterator, Tuple
+
+from .arch.base import MASK64, TABLE_LOOP, TABLE_UNREADABLE, PagingFormat
+from .errors import PhysicalReadError
+from .memory import TableCache
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One valid entry met in a tree sweep.
+
+    ``kind`` is ``"table"`` or ``"leaf"``; ``va`` the first virtual address
+    it covers and ``size`` how many bytes; ``raws`` the raw entries from the
+    root down to and including this one (for effective permissions).
+    """
+
+    kind: str
+    level: int
+    va: int
+    size: int
+    raw: int
+    table_pa: int
+    index: int
+    raws: Tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TreeFault:
+    """A table that could not be used: ``reason`` is table-unreadable or table-loop."""
+
+    level: int
+    va: int
+    size: int
+    table_pa: int
+    reason: str
+    detail: str
+
+
+def _va_of(fmt: PagingFormat, bits_value: int, high: bool) -> int:
+    if fmt.arch == "x86_64":
+        if bits_value >> (fmt.va_bits - 1) & 1:
+            return (bits_value | (MASK64 << fmt.va_bits)) & MASK64
+        return bits_value
+    return (bits_value | (MASK64 << fmt.va_bits)) & MASK64 if high else bits_value
+
+
+def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
+          va_end: int = 1 << 64, high: bool = True,
+          ) -> Iterator["TreeEntry | TreeFault"]:
+    """Yield every valid entry under ``root_pa`` covering ``[va_start, va_end)``.
+
+    Entries come in increasing VA order; each table page is read once per
+    sweep even when it is shared (the KASAN early shadow maps one PTE table
+    many times: its entries are still yielded at every VA they map).  A
+    table met again at a different level is a loop and yields a TreeFault
+    instead of being descended.
+    """
+    levels = fmt.levels
+    last = len(levels) - 1
+    level_of: Dict[int, int] = {}
+    vmask, lmask, lvalue = fmt.valid_mask, fmt.leaf_mask, fmt.leaf_value
+    pmask, pvalue = fmt.page_mask, fmt.page_value
+    addr_of = fmt.output_address
+
+    def visit(table_pa: int, i: int, base_bits: int, raws: Tuple[int, ...]):
+        lv = levels[i]
+        span = 1 << lv.shift
+        seen = level_of.get(table_pa)
+        va0 = _va_of(fmt, base_bits, high)
+        if seen is not None and seen != i:
+            yield TreeFault(i, va0, span << lv.bits, table_pa, TABLE_LOOP,
+                            f"table pa 0x{table_pa:x} already used at {levels[seen].name}")
+            return
+        level_of[table_pa] = i
+        try:
+            table = cache.table(table_pa, fmt.table_bytes)
+        except PhysicalReadError as err:
+            yield TreeFault(i, va0, span << lv.bits, table_pa, TABLE_UNREADABLE, err.reason)
+            return
+        for idx in range(1 << lv.bits):
+            raw = table[idx]
+            if not raw & vmask:
+                continue
+            bits_value = base_bits | (idx << lv.shift)
+            va = _va_of(fmt, bits_value, high)
+            if va + span <= va_start or va >= va_end:
+                continue
+            if i == last:
+                if (raw & pmask) == pvalue and not raw & fmt.reserved_leaf[i]:
+                    yield TreeEntry("leaf", i, va, span, raw, table_pa, idx, raws + (raw,))
+                continue
+            is_leaf = (raw & lmask) == lvalue
+            if is_leaf:
+                if lv.leaf_ok and not raw & fmt.reserved_leaf[i]:
+                    yield TreeEntry("leaf", i, va, span, raw, table_pa, idx, raws + (raw,))
+                continue
+            if raw & fmt.reserved_table[i]:
+                continue
+            yield TreeEntry("table", i, va, span, raw, table_pa, idx, raws + (raw,))
+            yield from visit(addr_of(raw), i + 1, bits_value, raws + (raw,))
+
+    if root_pa % fmt.table_bytes:
+        return
+    yield from visit(root_pa, 0, 0, ())
+
+
+def table_pages(fmt: PagingFormat, cache: TableCache, root_pa: int,
+                high: bool = True) -> Dict[int, int]:
+    """Every readable table page under ``root_pa``: physical address -> level index."""
+    found: Dict[int, int] = {root_pa: 0}
+    for item in sweep(fmt, cache, root_pa, high=high):
+        if isinstance(item, TreeEntry) and item.kind == "table":
+            child = fmt.output_address(item.raw)
+            if cache.cached(child) is not None:
+                found.setdefault(child, item.level + 1)
+    return found
+
+
+def leaves(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
+           va_end: int = 1 << 64, high: bool = True) -> Iterator[TreeEntry]:
+    """Only the leaves of :func:`sweep`."""
+    for item in sweep(fmt, cache, root_pa, va_start, va_end, high):
+        if isinstance(item, TreeEntry) and item.kind == "leaf":
+            yield item
+
+
+def leaf_pa(fmt: PagingFormat, entry: TreeEntry) -> int:
+    """Physical address of the first byte a leaf entry maps."""
+    return fmt.output_address(entry.raw) & ~(entry.size - 1)
+
+
+__all__ = ["TreeEntry", "TreeFault", "sweep", "table_pages", "leaves", "leaf_pa"]
