@@ -105,12 +105,48 @@ def pages_of_va_range(session: Session, va: int, size: int) -> Set[int]:
     return out
 
 
+# Words that layout discovery reads; kept by default when kallsyms can name them.
+LAYOUT_SYMBOLS = ("page_offset_base", "vmalloc_base", "vmemmap_base", "phys_base",
+                  "memstart_addr", "kimage_voffset", "vabits_actual", "physvirt_offset",
+                  "_text", "_stext", "_etext", "__start_rodata", "__end_rodata", "_sdata",
+                  "_edata", "__bss_start", "__bss_stop", "_end", "saved_command_line",
+                  "init_mm", "swapper_pg_dir", "init_top_pgt", "__per_cpu_offset")
+
+
+def symbol_ranges(path: str, names: Iterable[str]) -> List[Tuple[int, int]]:
+    """Virtual (address, size) of the named symbols, found through drgn's kallsyms reader.
+
+    Returns an empty list when drgn or the kallsyms tables are not available.
+    """
+    try:
+        import drgn
+        from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
+    except ImportError:
+        return []
+    try:
+        prog = drgn.Program()
+        prog.set_core_dump(path)
+        prog.register_symbol_finder("kallsyms", load_vmlinux_kallsyms(prog), enable_index=0)
+    except Exception:  # noqa: BLE001 - any drgn failure only means "no symbols"
+        return []
+    out = []
+    for name in names:
+        try:
+            sym = prog.symbol(name)
+        except LookupError:
+            continue
+        out.append((sym.address, max(sym.size, 8)))
+    return out
+
+
 def slice_core(src: str, dst: str, keep_va: Sequence[Tuple[int, int]] = (),
-               keep_pa: Iterable[int] = (), kallsyms: bool = True) -> SliceReport:
+               keep_pa: Iterable[int] = (), kallsyms: bool = True,
+               symbols: Iterable[str] = LAYOUT_SYMBOLS) -> SliceReport:
     """Write to ``dst`` a slice of the ELF core ``src`` (see module doc).
 
     ``keep_va`` lists extra virtual (start, size) ranges; ``keep_pa`` extra
-    physical addresses whose pages are kept.  Raises KmemdbgError subclasses
+    physical addresses whose pages are kept; ``symbols`` names kernel
+    symbols whose words are kept (resolved through the dump's kallsyms).  Raises KmemdbgError subclasses
     with a one-line cause.
     """
     session = open_core(src)
@@ -129,7 +165,7 @@ def slice_core(src: str, dst: str, keep_va: Sequence[Tuple[int, int]] = (),
         except (KmemdbgError, ValueError):
             ksyms = set()
     extra: Set[int] = set()
-    for va, size in keep_va:
+    for va, size in list(keep_va) + (symbol_ranges(src, symbols) if kallsyms else []):
         extra |= pages_of_va_range(session, va, max(size, 1))
     for pa in keep_pa:
         extra.add(pa - pa % page)

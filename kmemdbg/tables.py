@@ -121,13 +121,11 @@ def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
 def table_pages(fmt: PagingFormat, cache: TableCache, root_pa: int,
                 high: bool = True) -> Dict[int, int]:
     """Every readable table page under ``root_pa``: physical address -> level index."""
-    found: Dict[int, int] = {root_pa: 0}
+    children: Dict[int, int] = {root_pa: 0}
     for item in sweep(fmt, cache, root_pa, high=high):
         if isinstance(item, TreeEntry) and item.kind == "table":
-            child = fmt.output_address(item.raw)
-            if cache.cached(child) is not None:
-                found.setdefault(child, item.level + 1)
-    return found
+            children.setdefault(fmt.output_address(item.raw), item.level + 1)
+    return {pa: lvl for pa, lvl in children.items() if cache.cached(pa) is not None}
 
 
 def leaves(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,

@@ -1,0 +1,65 @@
+"""Where the real-kernel dumps are: committed slices and full dumps in the recipe cache.
+
+Trimmed fixtures live in ``vmcores/fixtures/<recipe>/`` (always present);
+full dumps are in ``$KMEMDBG_CACHE/vmcores/<recipe>/`` (default
+``~/.cache/kmemdbg``) once ``python3 vmcores/build.py RECIPE`` has run.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Dict, List
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(ROOT, "vmcores", "fixtures")
+RECIPES = ("x86_64-6.12-l4", "x86_64-6.12-l5", "x86_64-6.1-l4", "arm64-6.12-lpa2",
+           "arm64-6.12-48bit", "arm64-6.12-16k", "arm64-6.1")
+
+
+def cache_dir() -> str:
+    base = os.environ.get("KMEMDBG_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "kmemdbg")
+    return os.path.join(base, "vmcores")
+
+
+@dataclass(frozen=True)
+class RealDump:
+    recipe: str
+    kind: str          # "trimmed" or "full"
+    path: str
+    truth_path: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.recipe}-{self.kind}"
+
+    def truth(self) -> Dict:
+        with open(self.truth_path) as f:
+            return json.load(f)
+
+    def missing(self) -> str:
+        if os.path.exists(self.path):
+            return ""
+        if self.kind == "trimmed":
+            return (f"no trimmed fixture for {self.recipe}: run python3 vmcores/build.py {self.recipe} "
+                    f"&& python3 vmcores/fixtures/make.py {self.recipe}")
+        return f"recipe {self.recipe} not built: run python3 vmcores/build.py {self.recipe}"
+
+
+def all_dumps() -> List[RealDump]:
+    out = []
+    for r in RECIPES:
+        out.append(RealDump(r, "trimmed", os.path.join(FIXTURES, r, "vmcore.slice"),
+                            os.path.join(FIXTURES, r, "truth.json")))
+        out.append(RealDump(r, "full", os.path.join(cache_dir(), r, "vmcore.elf"),
+                            os.path.join(cache_dir(), r, "truth.json")))
+    return out
+
+
+def fixture_truth(recipe: str) -> Dict:
+    """The committed truth (with the slice's linear samples), or {} when absent."""
+    path = os.path.join(FIXTURES, recipe, "truth.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
