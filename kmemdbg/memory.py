@@ -80,7 +80,7 @@ class TableCache:
                 data = self.source.read(pa, size)
                 if len(data) != size:
                     raise PhysicalReadError(pa, size, f"short read ({len(data)} bytes)")
-                got = memoryview(bytes(data)).cast("Q")
+                got = memoryview(data if isinstance(data, bytes) else bytes(data)).cast("Q")
             except PhysicalReadError as err:
                 got = err
             self._tables[pa] = got

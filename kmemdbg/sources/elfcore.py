@@ -65,6 +65,15 @@ class ElfCoreMemory:
         self._size = size
 
     def read(self, pa: int, size: int) -> bytes:
+        i = bisect.bisect_right(self._starts, pa) - 1
+        if i >= 0:
+            start, filesz, off, _memsz, _va = self.loads[i]
+            if pa + size <= start + filesz and off + filesz <= self._size:
+                a = off + pa - start
+                return self._map[a:a + size]
+        return self._read_slow(pa, size)
+
+    def _read_slow(self, pa: int, size: int) -> bytes:
         out = bytearray()
         want, end = pa, pa + size
         while want < end:
