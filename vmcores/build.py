@@ -96,15 +96,17 @@ def recipe_hash(name: str, doc: Optional[Dict[str, Any]] = None) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 
-def built(name: str) -> Optional[str]:
-    """The recipe's cache folder if it holds a complete, current build."""
+def built(name: str, doc: Optional[Dict[str, Any]] = None) -> Optional[str]:
+    """The recipe's cache folder if it holds a complete, current build
+    (``doc``: the recipes document, default vmcores/recipes.json)."""
     d = recipe_dir(name)
     try:
         with open(os.path.join(d, "manifest.json")) as f:
             manifest = json.load(f)
     except (OSError, ValueError):
         return None
-    if manifest.get("recipe_hash") != recipe_hash(name):
+    doc = doc or load_recipes()
+    if name not in doc["recipes"] or manifest.get("recipe_hash") != recipe_hash(name, doc):
         return None
     for info in manifest.get("files", {}).values():
         p = os.path.join(d, info["path"])
@@ -338,7 +340,7 @@ def _read_text(path: str) -> str:
 def build_recipe(name: str, doc: Dict[str, Any], force: bool = False) -> Dict[str, Any]:
     recipe = doc["recipes"][name]
     final = recipe_dir(name)
-    if not force and built(name):
+    if not force and built(name, doc):
         print("%s: up to date in %s (nothing to do)" % (name, final), flush=True)
         with open(os.path.join(final, "manifest.json")) as f:
             return dict(json.load(f), cached=True)
@@ -459,12 +461,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--list", action="store_true", help="list recipes and whether each is built")
     ap.add_argument("--force", action="store_true", help="rebuild even if the cache is current")
     ap.add_argument("--no-install", action="store_true", help="do not apt-get install missing host tools")
+    ap.add_argument("--recipes-file", default=RECIPES_PATH, metavar="JSON",
+                    help="another recipes file (for trying a recipe out; default: vmcores/recipes.json)")
     args = ap.parse_args(argv)
-    doc = load_recipes()
+    doc = load_recipes(args.recipes_file)
     names = list(doc["recipes"])
     if args.list:
         for n in names:
-            d = built(n)
+            d = built(n, doc)
             print("%-20s %s" % (n, d if d else "not built"))
         return 0
     todo = names if args.all else args.recipes
@@ -473,7 +477,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         ap.error("unknown recipe(s) %s; choose from: %s" % (", ".join(unknown), ", ".join(names))
                  if unknown else "name a recipe or pass --all")
     failed = 0
-    if not args.no_install and not all(built(n) for n in todo):
+    if not args.no_install and not all(built(n, doc) for n in todo):
         try:
             ensure_host_tools(sorted({doc["recipes"][n]["arch"] for n in todo}))
         except BuildError as exc:
