@@ -1,0 +1,409 @@
+"""Kernel virtual-memory layout, discovered from several sources with evidence.
+
+Every bound of every region says where it came from: a VMCOREINFO key, a
+symbol's value read from memory, the ELF program headers, the page tables
+themselves, or a layout rule of the paging mode.  When two sources give
+different values for the same quantity the layout keeps the preferred one
+and records a :class:`Disagreement` instead of choosing silently.
+
+Layout rules are keyed by evidence (a VMCOREINFO key, a symbol, the place of
+``_stext``), never by the kernel version number, because distributions
+backport layout changes.  Sources: ``Documentation/arch/x86/x86_64/mm.rst``,
+``arch/x86/include/asm/pgtable_64_types.h`` and ``arch/arm64/include/asm/memory.h``
+of 6.1 and 6.12 (see the reference notes for the eras of arm64).
+
+All ``start``/``end`` values are virtual addresses; ``end`` is exclusive.
+Physical quantities (``phys_base``, ``phys_offset``) say so in their names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from .vmcoreinfo import VmcoreInfo, signed64
+
+MASK64 = (1 << 64) - 1
+START_KERNEL_MAP = 0xFFFFFFFF80000000
+X86_MODULES_END = 0xFFFFFFFFFF000000
+X86_FIXADDR_TOP = 0xFFFFFFFFFF7FF000
+TIB = 1 << 40
+
+# The vocabulary of region kinds is part of the JSON contract.
+KINDS = ("linear", "vmalloc", "module", "kernel-image", "vmemmap", "fixmap", "percpu",
+         "kasan-shadow", "cpu-entry-area", "ldt-remap", "espfix", "efi", "pci-io", "user",
+         "non-canonical", "unknown")
+
+
+@dataclass(frozen=True)
+class Region:
+    """A virtual range ``[start, end)`` of one ``kind``, with the source of each bound."""
+
+    kind: str
+    name: str
+    start: int
+    end: int
+    start_source: str
+    end_source: str
+    note: str = ""
+
+    def __contains__(self, va: int) -> bool:
+        return self.start <= va < self.end
+
+    @property
+    def source(self) -> str:
+        if self.start_source == self.end_source:
+            return self.start_source
+        return f"start: {self.start_source}; end: {self.end_source}"
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """Two or more sources that gave different values for ``quantity``; ``chosen`` was kept."""
+
+    quantity: str
+    values: Tuple[Tuple[int, str], ...]
+    chosen: int
+
+    def message(self) -> str:
+        vals = ", ".join(f"0x{v:x} from {s}" for v, s in self.values)
+        return f"sources disagree on {self.quantity}: {vals}; using 0x{self.chosen:x}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The regions of one kernel, most specific first, plus what is known of its arithmetic.
+
+    ``values`` holds the quantities ``__pa()`` needs, keyed by kernel name
+    (``page_offset_base``, ``phys_base``, ``PAGE_OFFSET``, ``PAGE_END``,
+    ``PHYS_OFFSET``, ``kimage_voffset``...), each with its source in
+    ``value_sources``.  ``missing`` lists evidence that was looked for and
+    not found.
+    """
+
+    arch: str
+    regions: Tuple[Region, ...]
+    values: Tuple[Tuple[str, int], ...]
+    value_sources: Tuple[Tuple[str, str], ...]
+    disagreements: Tuple[Disagreement, ...] = ()
+    missing: Tuple[str, ...] = ()
+
+    def value(self, name: str) -> Optional[int]:
+        for k, v in self.values:
+            if k == name:
+                return v
+        return None
+
+    def value_source(self, name: str) -> str:
+        for k, v in self.value_sources:
+            if k == name:
+                return v
+        return "unknown"
+
+    def region_of(self, va: int) -> Region:
+        """The most specific region holding virtual ``va`` (an ``unknown`` region when none)."""
+        va &= MASK64
+        for r in self.regions:
+            if r.start <= va < r.end:
+                return r
+        lo = max((r.end for r in self.regions if r.end <= va), default=0)
+        hi = min((r.start for r in self.regions if r.start > va), default=1 << 64)
+        return Region("unknown", "unassigned kernel hole", lo, hi, "gap between known regions",
+                      "gap between known regions")
+
+
+@dataclass
+class Evidence:
+    """What layout discovery may consult.  Every callable returns None when it cannot answer.
+
+    ``symbol(name)`` gives a symbol's virtual address; ``read_u64(va)`` a
+    64-bit word at a virtual address; ``translate(va)`` the physical address
+    the page tables give.  ``ram`` lists physical RAM ranges ``(start, end)``
+    of the memory source; ``elf_linear_offset`` is ``p_vaddr - p_paddr`` of a
+    direct-map PT_LOAD when the dump has one (kexec vmcores, /proc/kcore).
+    """
+
+    arch: str
+    info: VmcoreInfo
+    symbol: Callable[[str], Optional[int]] = lambda name: None
+    read_u64: Callable[[int], Optional[int]] = lambda va: None
+    read_u32: Callable[[int], Optional[int]] = lambda va: None
+    translate: Callable[[int], Optional[int]] = lambda va: None
+    ram: Sequence[Tuple[int, int]] = ()
+    elf_linear_offset: Optional[int] = None
+    elf_linear_source: str = "ELF program headers"
+
+
+class _Builder:
+    def __init__(self, ev: Evidence) -> None:
+        self.ev = ev
+        self.regions: List[Region] = []
+        self.values: Dict[str, int] = {}
+        self.sources: Dict[str, str] = {}
+        self.disagreements: List[Disagreement] = []
+        self.missing: List[str] = []
+
+    def pick(self, quantity: str, candidates: Sequence[Tuple[Optional[int], str]],
+             tolerance_mask: int = MASK64) -> Optional[Tuple[int, str]]:
+        """Keep the first candidate with a value; record a disagreement if others differ."""
+        have = [(v & MASK64, s) for v, s in candidates if v is not None]
+        if not have:
+            self.missing.append(quantity)
+            return None
+        chosen = have[0]
+        distinct = {v & tolerance_mask for v, _ in have if not _.startswith("default")}
+        if len(distinct) > 1:
+            self.disagreements.append(Disagreement(quantity, tuple(have), chosen[0]))
+        self.values[quantity] = chosen[0]
+        self.sources[quantity] = chosen[1]
+        return chosen
+
+    def symbol_word(self, name: str) -> Tuple[Optional[int], str]:
+        addr = self.ev.symbol(name)
+        if addr is None:
+            return None, f"symbol {name}"
+        return self.ev.read_u64(addr), f"symbol {name} (word at 0x{addr:x})"
+
+    def add(self, kind: str, name: str, start: int, end: int, ssrc: str, esrc: str, note: str = "") -> None:
+        if end > start:
+            self.regions.append(Region(kind, name, start & MASK64, min(end, 1 << 64), ssrc, esrc, note))
+
+    def image_bounds(self, default_start: Optional[int], default_end: Optional[int],
+                     default_src: str) -> None:
+        text, end = self.ev.symbol("_text"), self.ev.symbol("_end")
+        if text is not None and end is not None:
+            self.add("kernel-image", "kernel image (_text.._end)", text, end, "symbol _text", "symbol _end")
+        elif default_start is not None and default_end is not None:
+            self.add("kernel-image", "kernel image window", default_start, default_end,
+                     default_src, default_src)
+
+    def percpu(self) -> None:
+        ev = self.ev
+        offsets, nr = ev.symbol("__per_cpu_offset"), ev.symbol("nr_cpu_ids")
+        start, end = ev.symbol("__per_cpu_start"), ev.symbol("__per_cpu_end")
+        if None in (offsets, nr, start, end):
+            return
+        count = ev.read_u32(nr)
+        if count is None or not 0 < count <= 8192:
+            return
+        size = (end - start) & MASK64
+        for cpu in range(count):
+            off = ev.read_u64(offsets + 8 * cpu)
+            if off is None:
+                continue
+            base = (start + off) & MASK64
+            self.add("percpu", f"per-cpu area of cpu {cpu}", base, base + size,
+                     "__per_cpu_start + __per_cpu_offset[cpu]", "+ (__per_cpu_end - __per_cpu_start)",
+                     "static per-cpu data; dynamic chunks are vmalloc or linear allocations")
+
+    def done(self) -> Layout:
+        # Overlays (image, per-cpu, modules found inside vmalloc) come first so
+        # the most specific region wins; then by start address.
+        order = {"percpu": 0, "kernel-image": 1, "module": 2, "fixmap": 3}
+        regions = sorted(self.regions, key=lambda r: (order.get(r.kind, 9), r.start))
+        return Layout(self.ev.arch, tuple(regions), tuple(self.values.items()),
+                      tuple(self.sources.items()), tuple(self.disagreements), tuple(self.missing))
+
+
+# -- x86-64 ----------------------------------------------------------------
+
+def _x86(b: _Builder) -> None:
+    ev, info = b.ev, b.ev.info
+    l5 = bool(info.number("pgtable_l5_enabled"))
+    va_bits = 57 if l5 else 48
+    pgdir_shift = 48 if l5 else 39
+    user_end = 1 << (va_bits - 1)
+    b.add("user", "user space", 0, user_end, f"{va_bits}-bit paging", f"{va_bits}-bit paging")
+    b.add("non-canonical", "non-canonical hole", user_end, (MASK64 << (va_bits - 1)) & MASK64,
+          "paging mode", "paging mode")
+    kernel_start = (MASK64 << (va_bits - 1)) & MASK64
+    guard_end = (-240 << pgdir_shift) & MASK64
+    b.add("unknown", "hypervisor guard hole", kernel_start, guard_end, "paging mode",
+          "-240 << PGDIR_SHIFT (LDT_BASE_ADDR)")
+    b.add("ldt-remap", "LDT remap (per-mm tables only)", guard_end, guard_end + (1 << pgdir_shift),
+          "-240 << PGDIR_SHIFT", "one PGD slot", "never mapped in init_top_pgt")
+    phys_base = info.number("phys_base")
+    if phys_base is not None:
+        b.values["phys_base"] = phys_base
+        b.sources["phys_base"] = "NUMBER(phys_base)"
+    else:
+        b.missing.append("NUMBER(phys_base)")
+    b.values["__START_KERNEL_map"] = START_KERNEL_MAP
+    b.sources["__START_KERNEL_map"] = "constant of the x86-64 layout"
+
+    # Direct map base: symbol word, ELF headers, then the page tables (the
+    # vmcoreinfo mem_section pointer is a direct-map address, so VA - PA of
+    # its walk is page_offset_base, 1 GiB aligned by KASLR's granularity).
+    pt_candidate = None
+    mem_section = info.symbol("mem_section")
+    if mem_section is not None and mem_section < START_KERNEL_MAP:
+        pa = ev.translate(mem_section)
+        if pa is not None:
+            cand = (mem_section - pa) & MASK64
+            if cand % (1 << 30) == 0:
+                pt_candidate = cand
+    default_pob = 0xFF11000000000000 if l5 else 0xFFFF888000000000
+    pob = b.pick("page_offset_base", [
+        b.symbol_word("page_offset_base"),
+        (ev.elf_linear_offset, ev.elf_linear_source),
+        (pt_candidate, "page tables (walk of SYMBOL(mem_section), a direct-map pointer)"),
+        (default_pob, "default (no memory KASLR)"),
+    ])
+    vmalloc = b.pick("vmalloc_base", [
+        (info.number("VMALLOC_START"), "NUMBER(VMALLOC_START)"),
+        b.symbol_word("vmalloc_base"),
+        (0xFFA0000000000000 if l5 else 0xFFFFC90000000000, "default (no memory KASLR)"),
+    ])
+    vmemmap = b.pick("vmemmap_base", [
+        (info.symbol("vmemmap"), "SYMBOL(vmemmap)"),
+        b.symbol_word("vmemmap_base"),
+        (0xFFD4000000000000 if l5 else 0xFFFFEA0000000000, "default (no memory KASLR)"),
+    ])
+    max_phys = info.number("MAX_PHYSMEM_BITS") or (52 if l5 else 46)
+    vm_size = (12800 if l5 else 32) * TIB
+    if pob is not None:
+        end = pob[0] + (1 << max_phys)
+        end_src = f"+ 2^MAX_PHYSMEM_BITS ({max_phys})"
+        if vmalloc is not None and pob[0] < vmalloc[0] < end:
+            end, end_src = vmalloc[0], "vmalloc_base (next KASLR region)"
+        b.add("linear", "direct map", pob[0], end, pob[1], end_src)
+    if vmalloc is not None:
+        b.add("vmalloc", "vmalloc/vmap/ioremap", vmalloc[0], vmalloc[0] + vm_size, vmalloc[1],
+              f"+ VMALLOC_SIZE_TB ({vm_size // TIB} TiB)")
+    if vmemmap is not None:
+        size = TIB if not l5 else TIB << 9
+        b.add("vmemmap", "struct page array (vmemmap)", vmemmap[0], vmemmap[0] + size, vmemmap[1],
+              "+ nominal vmemmap size of the paging mode")
+    if ev.symbol("kasan_early_shadow_page") is not None:
+        start = 0xFFDFFC0000000000 if l5 else 0xFFFFEC0000000000
+        b.add("kasan-shadow", "KASAN shadow", start, 0xFFFFFC0000000000,
+              "KASAN_SHADOW_START formula (symbol kasan_early_shadow_page present)", "KASAN_SHADOW_END")
+    b.add("cpu-entry-area", "cpu_entry_area", 0xFFFFFE0000000000, 0xFFFFFE8000000000,
+          "-4 << P4D_SHIFT", "+ P4D_SIZE")
+    b.add("espfix", "ESPFIX stacks", 0xFFFFFF0000000000, 0xFFFFFF8000000000, "-2 << P4D_SHIFT", "+ P4D_SIZE")
+    b.add("efi", "EFI runtime (efi_mm only)", 0xFFFFFFEF00000000, 0xFFFFFFFF00000000,
+          "EFI_VA_END = -68 GiB", "EFI_VA_START = -4 GiB", "never mapped in init_top_pgt")
+    image_size = info.number("KERNEL_IMAGE_SIZE") or (1 << 30)
+    isrc = "NUMBER(KERNEL_IMAGE_SIZE)" if info.number("KERNEL_IMAGE_SIZE") else "default 1 GiB (KASLR build)"
+    b.image_bounds(START_KERNEL_MAP, START_KERNEL_MAP + image_size, f"__START_KERNEL_map + {isrc}")
+    b.add("unknown", "kernel image window outside _text.._end", START_KERNEL_MAP,
+          START_KERNEL_MAP + image_size, "__START_KERNEL_map", isrc,
+          "unmapped after boot (cleanup_highmap)")
+    b.add("module", "module area", START_KERNEL_MAP + image_size, X86_MODULES_END,
+          f"__START_KERNEL_map + {isrc}", "MODULES_END")
+    b.add("fixmap", "fixmap and vsyscall page", X86_MODULES_END, X86_FIXADDR_TOP + 4096,
+          "MODULES_END", "FIXADDR_TOP")
+    b.percpu()
+
+
+# -- arm64 -----------------------------------------------------------------
+
+def _arm64(b: _Builder) -> None:
+    ev, info = b.ev, b.ev.info
+    va_bits = info.number("VA_BITS")
+    page_size = info.page_size() or 4096
+    if va_bits is None:
+        b.missing.append("NUMBER(VA_BITS)")
+        return
+    t1sz = info.number("TCR_EL1_T1SZ")
+    runtime = 64 - t1sz if t1sz else va_bits
+    page_shift = {4096: 12, 16384: 14, 65536: 16}.get(page_size, 12)
+    va_bits_min = va_bits if va_bits <= 48 else (47 if page_size == 16384 else 48)
+    stext = info.symbol("_stext")
+    flipped = stext is None or stext >= (-(1 << (va_bits - 1))) & MASK64
+    page_offset = (-(1 << va_bits)) & MASK64 if flipped else (-(1 << (va_bits - 1))) & MASK64
+    po_src = "-(1 << VA_BITS)" if flipped else "-(1 << (VA_BITS - 1)) (SYMBOL(_stext) below it: pre-5.4 layout)"
+    b.values["PAGE_OFFSET"], b.sources["PAGE_OFFSET"] = page_offset, po_src
+    b.values["vabits_actual"], b.sources["vabits_actual"] = runtime, \
+        "64 - NUMBER(TCR_EL1_T1SZ)" if t1sz else "NUMBER(VA_BITS)"
+    b.values["VA_BITS"], b.sources["VA_BITS"] = va_bits, "NUMBER(VA_BITS)"
+    voff = b.pick("kimage_voffset", [(info.number("kimage_voffset"), "NUMBER(kimage_voffset)"),
+                                     b.symbol_word("kimage_voffset")])
+    phys_offset = b.pick("PHYS_OFFSET", [(info.number("PHYS_OFFSET"), "NUMBER(PHYS_OFFSET)"),
+                                         b.symbol_word("memstart_addr")])
+    if phys_offset is not None:
+        b.values["PHYS_OFFSET"] = signed64(phys_offset[0])
+    kasan = ev.symbol("kasan_early_shadow_page") is not None
+    top = MASK64 + 1
+    if flipped:
+        page_end = (-(1 << (va_bits_min - 1))) & MASK64
+        pe_src = f"_PAGE_END(VA_BITS_MIN={va_bits_min})"
+        b.values["PAGE_END"], b.sources["PAGE_END"] = page_end, pe_src
+        reach = (-(1 << runtime)) & MASK64
+        if reach > page_offset:
+            b.add("non-canonical", "linear map beyond this CPU's VA size", page_offset, reach, po_src,
+                  "_PAGE_OFFSET(vabits_actual)",
+                  f"__is_lm_address() accepts it but TTBR1 translates only {runtime} bits")
+        lin_start, lin_src = max(page_offset, reach), "_PAGE_OFFSET(vabits_actual)" if reach > page_offset else po_src
+        if kasan:
+            b.add("linear", "linear map", lin_start, page_end, lin_src, "KASAN_SHADOW_START (approximate)",
+                  "KASAN is built in: the shadow is carved from the top of the linear half")
+        else:
+            b.add("linear", "linear map", lin_start, page_end, lin_src, pe_src)
+        b.add("user", "user space (TTBR0)", 0, 1 << runtime, "TTBR0 range", f"2^{runtime}")
+        b.add("non-canonical", "between TTBR0 and TTBR1", 1 << runtime, reach, f"2^{runtime}",
+              "_PAGE_OFFSET(vabits_actual)")
+    else:
+        page_end = top
+        b.values["PAGE_END"], b.sources["PAGE_END"] = page_end, "end of the address space (pre-5.4)"
+        b.add("linear", "linear map (upper half)", page_offset, top, po_src, "end of the address space")
+        b.add("user", "user space (TTBR0)", 0, 1 << runtime, "TTBR0 range", f"2^{runtime}")
+        b.add("non-canonical", "between TTBR0 and TTBR1", 1 << runtime, (-(1 << va_bits)) & MASK64,
+              f"2^{runtime}", "-(1 << VA_BITS)")
+
+    def num(name: str) -> Tuple[Optional[int], str]:
+        return info.number(name), f"NUMBER({name})"
+
+    mod_s, mod_e = num("MODULES_VADDR"), num("MODULES_END")
+    vm_s, vm_e = num("VMALLOC_START"), num("VMALLOC_END")
+    vmm_s, vmm_e = num("VMEMMAP_START"), num("VMEMMAP_END")
+    if vm_s[0] is None and mod_e[0] is not None:
+        vm_s = (mod_e[0], "NUMBER(MODULES_END) (= VMALLOC_START)")
+    if mod_s[0] is not None and mod_e[0] is not None:
+        b.add("module", "module area (MODULES_VADDR..MODULES_END)", mod_s[0], mod_e[0], mod_s[1], mod_e[1],
+              "with KASLR, modules are placed near the randomised image instead")
+    elif flipped:
+        b.missing.append("NUMBER(MODULES_VADDR/END)")
+    if vm_s[0] is not None and vm_e[0] is not None:
+        b.add("vmalloc", "vmalloc/vmap/ioremap", vm_s[0], vm_e[0] + 1, vm_s[1], vm_e[1] + " (inclusive)")
+    else:
+        b.missing.append("NUMBER(VMALLOC_START/END)")
+    if vmm_s[0] is not None and vmm_e[0] is not None:
+        b.add("vmemmap", "struct page array (vmemmap)", vmm_s[0], vmm_e[0], vmm_s[1], vmm_e[1])
+        if vmm_e[0] == (-(1 << 30)) & MASK64:
+            # 6.9+ layout (Linux kernel v6.9 arm64 VA-space reorganisation):
+            # PCI I/O and the fixmap moved above vmemmap.
+            pci = vmm_e[0] + (8 << 20)
+            b.add("pci-io", "PCI I/O window", pci, pci + (16 << 20), "VMEMMAP_END + 8 MiB", "+ 16 MiB")
+            fix_top = (-(8 << 20)) & MASK64
+            b.add("fixmap", "fixmap", pci + (16 << 20), fix_top, "PCI_IO_END", "FIXADDR_TOP = -8 MiB",
+                  "the fixmap occupies the top of this range")
+        else:
+            pci_end = vmm_s[0] - (8 << 20)
+            b.add("pci-io", "PCI I/O window", pci_end - (16 << 20), pci_end, "VMEMMAP_START - 24 MiB",
+                  "VMEMMAP_START - 8 MiB")
+            fix_top = vmm_s[0] - (32 << 20)
+            b.add("fixmap", "fixmap", fix_top - (4 << 20), fix_top, "FIXADDR_TOP - 4 MiB (approximate)",
+                  "FIXADDR_TOP = VMEMMAP_START - 32 MiB")
+    else:
+        b.missing.append("NUMBER(VMEMMAP_START/END)")
+    if voff is not None and stext is not None:
+        b.image_bounds(stext, stext + (64 << 20), "SYMBOL(_stext) + 64 MiB (no _end symbol)")
+    else:
+        b.image_bounds(None, None, "")
+    b.values["page_shift"], b.sources["page_shift"] = page_shift, "PAGESIZE"
+    b.percpu()
+
+
+def discover(ev: Evidence) -> Layout:
+    """Build the layout of the kernel described by ``ev``; never raises for missing data."""
+    b = _Builder(ev)
+    if ev.arch == "x86_64":
+        _x86(b)
+    elif ev.arch == "arm64":
+        _arm64(b)
+    else:
+        b.missing.append(f"layout rules for {ev.arch}")
+    return b.done()
+
+
+__all__ = ["KINDS", "Region", "Disagreement", "Layout", "Evidence", "discover"]

@@ -1,0 +1,90 @@
+"""What a physical address holds: beyond RAM, a hole, a page-table page, the
+kernel image, a free (buddy) page, a slab page, or ordinary memory.
+
+Evidence comes from the memory source's RAM ranges, the set of page-table
+pages found by sweeping the kernel tables, the kernel image's physical range,
+and ``struct page`` read through vmemmap with the offsets VMCOREINFO exports
+(``SIZE(page)``, ``OFFSET(page.flags)``, ``OFFSET(page._mapcount)``,
+``NUMBER(PG_slab)``, ``NUMBER(PAGE_*_MAPCOUNT_VALUE)``).  Since 6.9-ish the
+page type lives in the top byte of ``_mapcount`` (``PAGE_SLAB_MAPCOUNT_VALUE``
+has zero low bits); before, a type was a cleared bit below a 0xf0000000 base.
+
+All ``pa`` values are physical addresses; ``ram`` ranges are ``[start, end)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+from .vmcoreinfo import VmcoreInfo
+
+
+@dataclass(frozen=True)
+class PhysInfo:
+    """``kind`` is one of beyond-ram, hole, page-table, kernel-image, free-page,
+    slab-page, ram; ``detail`` is a human sentence."""
+
+    pa: int
+    kind: str
+    detail: str
+
+
+def _page_type_matches(page_type: int, value: int) -> bool:
+    value &= 0xFFFFFFFF
+    page_type &= 0xFFFFFFFF
+    if value & 0x00FFFFFF == 0:
+        return page_type >> 24 == value >> 24
+    cleared = ~value & 0xFFFFFFFF
+    return page_type & 0xF0000000 == 0xF0000000 and page_type & cleared == 0
+
+
+def describe(pa: int, info: VmcoreInfo, ram: Sequence[Tuple[int, int]],
+             table_pages: Dict[int, int], page_size: int,
+             image_pa: Optional[Tuple[int, int]] = None,
+             vmemmap_base: Optional[int] = None,
+             read_virt: Optional[Callable[[int, int], Optional[bytes]]] = None,
+             slab_cache_of: Optional[Callable[[int], Optional[str]]] = None) -> PhysInfo:
+    """Describe physical ``pa`` with whatever evidence is given (see module doc)."""
+    if not ram:
+        return PhysInfo(pa, "ram", "no RAM map in this source")
+    top = max(end for _, end in ram)
+    if pa >= top:
+        return PhysInfo(pa, "beyond-ram", f"beyond the end of RAM (0x{top:x})")
+    if not any(s <= pa < e for s, e in ram):
+        return PhysInfo(pa, "hole", "in a hole between RAM ranges of this source")
+    frame = pa - pa % page_size
+    if frame in table_pages:
+        return PhysInfo(pa, "page-table", f"a page-table page (level {table_pages[frame]} of the kernel tables)")
+    if image_pa and image_pa[0] <= pa < image_pa[1]:
+        return PhysInfo(pa, "kernel-image", "inside the kernel image's physical range")
+    size = _sized(info, "SIZE(page)")
+    if vmemmap_base is None or read_virt is None or size is None:
+        return PhysInfo(pa, "ram", "RAM (no struct page evidence)")
+    page_va = vmemmap_base + (pa // page_size) * size
+    raw = read_virt(page_va, size)
+    if raw is None:
+        return PhysInfo(pa, "ram", f"RAM; its struct page at 0x{page_va:x} is not readable")
+    flags = int.from_bytes(raw[_off(info, "page.flags", 0):][:8], "little")
+    mapcount_off = _off(info, "page._mapcount", None)
+    page_type = int.from_bytes(raw[mapcount_off:mapcount_off + 4], "little") if mapcount_off is not None else None
+    buddy = info.number("PAGE_BUDDY_MAPCOUNT_VALUE")
+    slab_value = info.number("PAGE_SLAB_MAPCOUNT_VALUE")
+    pg_slab = info.number("PG_slab")
+    if page_type is not None and buddy is not None and _page_type_matches(page_type, buddy):
+        return PhysInfo(pa, "free-page", "a free page (buddy allocator)")
+    is_slab = (page_type is not None and slab_value is not None and _page_type_matches(page_type, slab_value)) \
+        or (pg_slab is not None and flags >> pg_slab & 1)
+    if is_slab:
+        name = slab_cache_of(page_va) if slab_cache_of else None
+        return PhysInfo(pa, "slab-page", f"a slab page of cache {name}" if name else "a slab page")
+    return PhysInfo(pa, "ram", f"RAM in use (page flags 0x{flags:x})")
+
+
+def _sized(info: VmcoreInfo, key: str) -> Optional[int]:
+    value = info.text(key)
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def _off(info: VmcoreInfo, member: str, default):
+    value = info.text(f"OFFSET({member})")
+    return int(value) if value is not None and value.isdigit() else default
