@@ -191,12 +191,16 @@ def _x86_kernel(mode: Mode, rng: random.Random, ram_bytes: int, kaslr: bool,
     # Fixmap and the vsyscall page (user-readable, under USER tables).
     sp.map(X86_VSYSCALL_ADDR, load_pa + IMAGE_TEXT - 4096, 4096, 4096,
            x86.PAGE_USER_RO_EXEC | {"NX"}, table_flags=x86.USER_TABLE)
-    for slot, (pa, flags) in enumerate([(0xFEE00000, x86.PAGE_KERNEL_NOCACHE),
-                                        (0xFEC00000, x86.PAGE_KERNEL_NOCACHE),
-                                        (allocator.alloc(4096), x86.PAGE_KERNEL),
-                                        (load_pa + 0x100000, x86.PAGE_KERNEL_RO)], start=1):
+    # Slot n is at FIXADDR_TOP - n pages: local APIC, IO-APIC, text_poke pages,
+    # and two early_ioremap (FIX_BTMAP) slots near FIXADDR_START (~0xffffffffff5xx000).
+    for slot, pa, flags in [(1, 0xFEE00000, x86.PAGE_KERNEL_NOCACHE),
+                            (2, 0xFEC00000, x86.PAGE_KERNEL_NOCACHE),
+                            (3, allocator.alloc(4096), x86.PAGE_KERNEL),
+                            (4, load_pa + 0x100000, x86.PAGE_KERNEL_RO),
+                            (0x250, allocator.alloc(4096), x86.PAGE_KERNEL),
+                            (0x251, 0xFED00000, x86.PAGE_KERNEL_NOCACHE)]:
         sp.map(X86_FIXADDR_TOP - slot * 4096, pa, 4096, 4096, flags)
-    model.regions.append(("fixmap", X86_FIXADDR_TOP - 16 * 4096, X86_FIXADDR_TOP + 4096))
+    model.regions.append(("fixmap", X86_FIXADDR_TOP - 0x300 * 4096, X86_FIXADDR_TOP + 4096))
 
     _linear_and_kfence(model, [(model.linear_va(s), s, e) for s, e in ram],
                        x86.PAGE_KERNEL, None, 1 << 30, False)

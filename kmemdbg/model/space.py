@@ -60,12 +60,19 @@ class Truth:
 
 @dataclass(frozen=True)
 class MappedRange:
-    """A run of virtual addresses mapped to contiguous physical ones."""
+    """A run of virtual addresses mapped to contiguous physical ones.
+
+    Unpacks as ``(va, size, pa, page_size)``: start virtual address, length
+    in bytes, start physical address, and the leaf size in bytes.
+    """
 
     va: int
     size: int
     pa: int
     page_size: int
+
+    def __iter__(self):
+        return iter((self.va, self.size, self.pa, self.page_size))
 
 
 @dataclass

@@ -197,3 +197,47 @@ def test_arm64_eras_place_the_linear_map(era):
     lin = model.linear_va(0x40000000)
     assert lin >> 47 == (0x1FFFF if era == "4.x" else 0x1FFFE)
     assert model.truth(lin).pa == 0x40000000
+
+
+def test_table_pointing_into_a_hole_reads_as_an_error():
+    from kmemdbg.errors import PhysicalReadError
+    sp = _x86_space()
+    hole_pa = 0x7FF000000                                   # beyond the 256 MiB of RAM
+    entry_pa = sp.plant(0xFFFFC90000000000, "PMD", sp.encoder.table(hole_pa))
+    assert sp.truth(0xFFFFC90000000000).status == "raw"
+    with pytest.raises(PhysicalReadError):
+        sp.memory.read(hole_pa, 4096)
+    assert sp.memory.read_u64(entry_pa) & ~0xFFF == hole_pa
+
+
+def test_mapped_ranges_unpack_as_tuples():
+    sp = _x86_space()
+    sp.map(0xFFFF888000000000, 0, 4 * 4096, 4096)
+    sp.map(0xFFFF888000004000, 0x4000, 4096, 4096)          # coalesces with the first
+    assert [tuple(r) for r in sp.mapped_ranges()] == [(0xFFFF888000000000, 5 * 4096, 0, 4096)]
+
+
+def test_sparse_memory_serves_the_library_table_cache():
+    from kmemdbg.memory import TableCache
+    model = build_kernel("arm64-16k-47", seed=1)
+    cache = TableCache(model.memory)
+    entries = cache.table(model.params["root_pa"], model.params["page_size"])
+    top = model.mode.geometry().levels[0]
+    idx = (model.params["text_va"] >> top.shift) & (top.entries - 1)
+    assert entries[idx] & 3 == 3                            # a table descriptor
+
+
+def test_model_does_not_import_the_code_it_tests():
+    import ast
+    import pathlib
+    import kmemdbg.model as pkg
+    for path in pathlib.Path(pkg.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                mod = ("." * node.level) + (node.module or "")
+                assert not mod.startswith("..") or mod in ("..errors", "..memory"), (path, mod)
+                assert "arch" not in mod.split(".") and not any(
+                    p.startswith("walk") for p in mod.split(".")), (path, mod)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert not alias.name.startswith("kmemdbg"), (path, alias.name)
