@@ -15,6 +15,7 @@ Standard library only; Python 3.9+.
 """
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -483,6 +484,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         except BuildError as exc:
             print("build.py: host tools: failed at stage %s: %s" % (exc.stage, exc.message), file=sys.stderr)
             return 1
+    # One factory run at a time on this machine: one QEMU, one writer per .work folder.
+    os.makedirs(os.path.join(cache_root(), "vmcores"), exist_ok=True)
+    lock = open(os.path.join(cache_root(), "vmcores", ".build.lock"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        print("build.py: another build.py is running on this cache; waiting for it", flush=True)
+        fcntl.flock(lock, fcntl.LOCK_EX)
     for n in todo:
         try:
             m = build_recipe(n, doc, force=args.force)
