@@ -263,6 +263,9 @@ def _arm64_kernel(mode: Mode, rng: random.Random, ram_bytes: int, kaslr: bool, e
         "sme_mask": 0, "phys_base": None, "KERNELOFFSET": kernel_offset,
         "page_offset": lay["page_offset"], "PHYS_OFFSET": phys_offset,
         "kimage_voffset": kimage_voffset, "era": era, "nonpresent_layout": nonpresent,
+        # the newest release each era's layout fits
+        "osrelease": {"6.9": "6.12.0", "5.11": "6.1.0", "5.4": "5.10.0", "4.x": "5.3.0"}[era]
+        + "-kmemdbg-model",
         "tcr_el1_t1sz": 64 - act, "text_va": text_va, "end_va": text_va + IMAGE_END,
         "text_pa": load_pa, "root_va": text_va + ROOT_OFF,
         "linear_end_pa": (lay["page_end"] - lay["page_offset"] + memstart) & M64

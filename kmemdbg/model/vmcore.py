@@ -20,8 +20,6 @@ PT_LOAD = 1
 PT_NOTE = 4
 ET_CORE = 4
 
-#: OSRELEASE written for each arm64 era (the newest release the era's layout fits).
-_ERA_RELEASE = {"6.9": "6.12.0", "5.11": "6.1.0", "5.4": "5.10.0", "4.x": "5.3.0"}
 
 
 def vmcoreinfo_text(model) -> str:
@@ -35,7 +33,7 @@ def vmcoreinfo_text(model) -> str:
     lines: List[str] = []
     if p["arch"] == "x86_64":
         lines += [
-            "OSRELEASE=6.12.0-kmemdbg-model",
+            f"OSRELEASE={p['osrelease']}",
             f"BUILD-ID={'00' * 20}",
             f"PAGESIZE={p['page_size']}",
             f"SYMBOL(swapper_pg_dir)={p['root_va']:x}",
@@ -53,7 +51,7 @@ def vmcoreinfo_text(model) -> str:
     else:
         era = p["era"]
         lines += [
-            f"OSRELEASE={_ERA_RELEASE[era]}-kmemdbg-model",
+            f"OSRELEASE={p['osrelease']}",
             f"PAGESIZE={p['page_size']}",
             f"SYMBOL(swapper_pg_dir)={p['root_va']:x}",
             f"SYMBOL(_stext)={p['text_va']:x}",
