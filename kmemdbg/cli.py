@@ -1,75 +1,188 @@
 """The ``kmemdbg`` command line: a thin shell over the library.
 
-``kmemdbg [--core PATH] [--json] COMMAND ...``.  Every failure is one line on
-stderr and a non-zero exit status; no traceback reaches the user.
+    kmemdbg [--core PATH | --kcore | --qmp SOCKET] [--vmlinux PATH] [--json] COMMAND ...
+
+Every failure is one line on stderr and a non-zero exit status (1: bad input
+or unreadable source; 2: usage); no traceback reaches the user.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
-from .errors import AddressError, KmemdbgError
 from . import render
+from .errors import AddressError, KmemdbgError
+
+SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      "vmcores", "fixtures", "x86_64-6.12-l4")
 
 
-def parse_address(text: str) -> int:
-    """Hexadecimal with or without ``0x``; raises AddressError otherwise."""
+def parse_number(text: str) -> int:
     t = text.strip().lower()
     if t.startswith("0x"):
         t = t[2:]
+    if not t:
+        raise AddressError(f"{text!r} is not an address")
     try:
         value = int(t, 16)
     except ValueError:
         raise AddressError(f"{text!r} is not a hexadecimal address") from None
-    if value < 0 or value >> 64:
+    if value >> 64:
         raise AddressError(f"{text!r} does not fit in 64 bits")
     return value
 
 
+def parse_address(text: str, kernel=None) -> int:
+    """Hex with or without ``0x``, or ``symbol[+offset]`` when a kernel with symbols is given."""
+    t = text.strip()
+    try:
+        return parse_number(t)
+    except AddressError:
+        if kernel is None or not t or not (t[0].isalpha() or t[0] == "_"):
+            raise
+    name, _, off = t.partition("+")
+    base = kernel.symbols.address(name.strip())
+    if base is None:
+        raise AddressError(f"unknown symbol {name.strip()!r}"
+                           + ("" if kernel.symbols.source != "none" else " (no symbols loaded)"))
+    return (base + (parse_number(off) if off else 0)) & ((1 << 64) - 1)
+
+
 def _open(args):
-    from .session import open_core
+    import kmemdbg
+
+    sources = [x for x in (args.core, args.qmp) if x] + (["kcore"] if args.kcore else [])
+    if len(sources) > 1:
+        raise KmemdbgError("give only one of --core, --kcore, --qmp")
+    if not sources:
+        raise KmemdbgError("no kernel given: use --core PATH, --kcore or --qmp SOCKET")
+    return kmemdbg.open(core=args.core, kcore=args.kcore, qmp=args.qmp, vmlinux=args.vmlinux)
+
+
+def _emit(args, json_items, text_blocks: List[List[str]]):
+    if args.json:
+        return json_items
+    return "\n\n".join("\n".join(b) for b in text_blocks)
+
+
+def cmd_layout(args):
+    k = _open(args)
+    if args.json:
+        return [render.layout_json(k.layout)]
+    lines = [f"{k.description}: {k.tables.format.name}, root table pa 0x{k.tables.root_pa:x}",
+             f"  ({k.tables.evidence})"] + render.layout_text(k.layout)
+    lines += [f"note: {m}" for m in k.notes]
+    return "\n".join(lines)
+
+
+def cmd_classify(args):
+    k = _open(args)
+    results = [k.classify(parse_address(a, k)) for a in args.addresses]
+    return _emit(args, [render.classify_json(c) for c in results], [render.classify_text(c) for c in results])
+
+
+def cmd_vtop(args):
+    k = _open(args)
+    items, blocks = [], []
+    for a in args.addresses:
+        va = parse_address(a, k)
+        walk, cls = k.translate(va), k.classify(va)
+        items.append(render.vtop_json(walk, cls))
+        blocks.append(render.vtop_text(walk, cls))
+    return _emit(args, items, blocks)
+
+
+def _split_claim(text: str) -> Tuple[str, Optional[str]]:
+    addr, sep, claim = text.partition("=")
+    return addr, (claim if sep else None)
+
+
+def cmd_check(args):
+    k = _open(args)
+    items, blocks = [], []
+    for a in args.addresses:
+        addr, claim = _split_claim(a)
+        check = k.check_virt_to_phys(parse_address(addr, k),
+                                     parse_number(claim) if claim is not None else None, args.size)
+        items.append(render.check_json(check))
+        blocks.append(render.check_text(check))
+    return _emit(args, items, blocks)
+
+
+def cmd_ptov(args):
+    k = _open(args)
+    items, blocks = [], []
+    for a in args.addresses:
+        pa = parse_number(a)
+        maps = k.phys_to_virts(pa)
+        items.append({"pa": render.hexa(pa), "mappings": [render.mapping_json(m) for m in maps]})
+        block = [f"pa {render.addr(pa)}: {len(maps)} kernel mapping(s)"]
+        for m in maps:
+            block.append(f"  {render.addr(m.va)}  {m.level:<4} {render.size_text(m.page_size):>4}  "
+                         f"{m.region.kind} ({m.region.name})")
+            if m.allocation is not None:
+                block.append(f"      {render.allocation_line(m.allocation)}")
+        blocks.append(block)
+    return _emit(args, items, blocks)
+
+
+def cmd_slice(args):
+    from .slice import slice_core
 
     if not args.core:
-        raise KmemdbgError("no kernel given: use --core PATH")
-    return open_core(args.core)
-
-
-def cmd_vtop(args) -> object:
-    session = _open(args)
-    walks = [session.translate(parse_address(a)) for a in args.addresses]
+        raise KmemdbgError("slice needs --core PATH (an ELF vmcore)")
+    report = slice_core(args.core, args.output)
     if args.json:
-        return [render.walk_json(w) for w in walks]
-    lines: List[str] = []
-    for w in walks:
-        lines += render.walk_text(w)
-        lines.append("")
-    return "\n".join(lines).rstrip("\n")
+        return [{"path": report.path, "size_bytes": report.size_bytes, "table_pages": report.table_pages,
+                 "kallsyms_pages": report.kallsyms_pages, "extra_pages": report.extra_pages,
+                 "unreadable": list(report.unreadable)}]
+    return (f"{report.path}: {report.size_bytes} bytes: {report.table_pages} page-table pages, "
+            f"{report.kallsyms_pages} kallsyms pages, {report.extra_pages} other pages")
 
 
-def cmd_demo(args) -> object:
+def cmd_demo(args):
     from .demo import run_demo
 
-    return run_demo(args.json)
+    return run_demo(SAMPLE, args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kmemdbg", description="The truth about kernel virtual addresses.")
-    p.add_argument("--core", metavar="PATH", help="an ELF vmcore")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    src = p.add_argument_group("kernel to inspect")
+    src.add_argument("--core", metavar="PATH", help="a vmcore (ELF or kdump-compressed)")
+    src.add_argument("--kcore", action="store_true", help="the running kernel through /proc/kcore")
+    src.add_argument("--qmp", metavar="SOCKET", help="a running QEMU guest through its QMP socket")
+    p.add_argument("--vmlinux", metavar="PATH", help="debug info (optional)")
+    p.add_argument("--json", action="store_true", help="one JSON array per command")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    v = sub.add_parser("vtop", help="walk the page tables for each address")
-    v.add_argument("addresses", nargs="+", metavar="ADDR")
-    v.set_defaults(func=cmd_vtop)
-    d = sub.add_parser("demo", help="walks and virt_to_phys verdicts on the bundled sample")
-    d.set_defaults(func=cmd_demo)
+
+    def add(name, func, helptext, addresses=None):
+        sp = sub.add_parser(name, help=helptext)
+        if addresses:
+            sp.add_argument("addresses", nargs="+", metavar=addresses)
+        sp.set_defaults(func=func)
+        return sp
+    add("layout", cmd_layout, "the kernel's regions and where each bound came from")
+    add("classify", cmd_classify, "region and allocation of each address", "ADDR")
+    add("vtop", cmd_vtop, "walk the page tables for each address", "ADDR")
+    c = add("check", cmd_check, "check virt_to_phys() against the walk", "ADDR[=CLAIMED_PA]")
+    c.add_argument("--size", type=int, default=1, help="bytes from ADDR to check page by page")
+    add("ptov", cmd_ptov, "every kernel mapping of each physical address", "PHYS")
+    s = add("slice", cmd_slice, "write a small vmcore with the page tables and no user data")
+    s.add_argument("output", metavar="OUT")
+    add("demo", cmd_demo, "walks and virt_to_phys verdicts on the bundled real sample")
     return p
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
     if not getattr(args, "func", None):
         parser.print_usage(sys.stderr)
         print("kmemdbg: error: a COMMAND is required", file=sys.stderr)
@@ -82,10 +195,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("kmemdbg: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:
+        print(f"kmemdbg: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        return 1
+    try:
+        if isinstance(out, str):
+            print(out)
+        else:
+            print(json.dumps(out, indent=1))
     except BrokenPipeError:
-        return 0
-    if isinstance(out, str):
-        print(out)
-    else:
-        print(json.dumps(out, indent=1))
+        pass
     return 0

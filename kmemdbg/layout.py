@@ -284,6 +284,7 @@ def _x86(b: _Builder) -> None:
           "EFI_VA_END = -68 GiB", "EFI_VA_START = -4 GiB", "never mapped in init_top_pgt")
     image_size = info.number("KERNEL_IMAGE_SIZE") or (1 << 30)
     isrc = "NUMBER(KERNEL_IMAGE_SIZE)" if info.number("KERNEL_IMAGE_SIZE") else "default 1 GiB (KASLR build)"
+    b.values["kernel_image_size"], b.sources["kernel_image_size"] = image_size, isrc
     b.image_bounds(START_KERNEL_MAP, START_KERNEL_MAP + image_size, f"__START_KERNEL_map + {isrc}")
     b.add("unknown", "kernel image window outside _text.._end", START_KERNEL_MAP,
           START_KERNEL_MAP + image_size, "__START_KERNEL_map", isrc,
@@ -364,11 +365,20 @@ def _arm64(b: _Builder) -> None:
     elif flipped:
         b.missing.append("NUMBER(MODULES_VADDR/END)")
     if vm_s[0] is not None and vm_e[0] is not None:
-        b.add("vmalloc", "vmalloc/vmap/ioremap", vm_s[0], vm_e[0] + 1, vm_s[1], vm_e[1] + " (inclusive)")
+        b.add("vmalloc", "vmalloc/vmap/ioremap", vm_s[0], vm_e[0], vm_s[1], vm_e[1])
     else:
         b.missing.append("NUMBER(VMALLOC_START/END)")
     if vmm_s[0] is not None and vmm_e[0] is not None:
-        b.add("vmemmap", "struct page array (vmemmap)", vmm_s[0], vmm_e[0], vmm_s[1], vmm_e[1])
+        struct_page = int(info.text("SIZE(page)") or 64)
+        reach = (-(1 << runtime)) & MASK64
+        if flipped and reach > page_offset:
+            # A 52-bit build on a smaller CPU never uses the struct pages of the
+            # unreachable linear range; that part of vmemmap is handed to vmalloc.
+            used = vmm_s[0] + ((reach - page_offset) >> page_shift) * struct_page
+            b.add("vmemmap", "struct page array (vmemmap, reachable part)", used, vmm_e[0],
+                  f"{vmm_s[1]} + struct pages of the unreachable linear range", vmm_e[1])
+        else:
+            b.add("vmemmap", "struct page array (vmemmap)", vmm_s[0], vmm_e[0], vmm_s[1], vmm_e[1])
         if vmm_e[0] == (-(1 << 30)) & MASK64:
             # 6.9+ layout (Linux kernel v6.9 arm64 VA-space reorganisation):
             # PCI I/O and the fixmap moved above vmemmap.

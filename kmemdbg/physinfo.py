@@ -43,15 +43,22 @@ def describe(pa: int, info: VmcoreInfo, ram: Sequence[Tuple[int, int]],
              image_pa: Optional[Tuple[int, int]] = None,
              vmemmap_base: Optional[int] = None,
              read_virt: Optional[Callable[[int, int], Optional[bytes]]] = None,
-             slab_cache_of: Optional[Callable[[int], Optional[str]]] = None) -> PhysInfo:
-    """Describe physical ``pa`` with whatever evidence is given (see module doc)."""
+             slab_cache_of: Optional[Callable[[int], Optional[str]]] = None,
+             ram_end: Optional[Tuple[int, str]] = None) -> PhysInfo:
+    """Describe physical ``pa`` with whatever evidence is given (see module doc).
+
+    ``ram_end`` is the kernel's own end of RAM (physical, exclusive) and its
+    source, e.g. ``max_pfn``; without it the source's last range is used.
+    """
+    if ram_end is not None and pa >= ram_end[0]:
+        return PhysInfo(pa, "beyond-ram", f"beyond the end of RAM (0x{ram_end[0]:x}, from {ram_end[1]})")
     if not ram:
         return PhysInfo(pa, "ram", "no RAM map in this source")
     top = max(end for _, end in ram)
     if pa >= top:
-        return PhysInfo(pa, "beyond-ram", f"beyond the end of RAM (0x{top:x})")
+        return PhysInfo(pa, "beyond-ram", f"beyond the end of the dumped memory (0x{top:x})")
     if not any(s <= pa < e for s, e in ram):
-        return PhysInfo(pa, "hole", "in a hole between RAM ranges of this source")
+        return PhysInfo(pa, "hole", "in no memory range of this source (a hole, or left out of a slice)")
     frame = pa - pa % page_size
     if frame in table_pages:
         return PhysInfo(pa, "page-table", f"a page-table page (level {table_pages[frame]} of the kernel tables)")

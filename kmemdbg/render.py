@@ -5,6 +5,7 @@ as ``0x%016x`` in text and as lowercase ``"0x..."`` strings in JSON.
 """
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Dict, List, Optional
 
 from .walk import Walk
@@ -67,4 +68,121 @@ def walk_text(walk: Walk, title: str = "") -> List[str]:
             lines.append(f"{'':7}{s.kind}: {' '.join(s.flags)}")
         else:
             lines.append(f"{'':7}{s.kind}")
+    return lines
+
+
+# -- product objects ---------------------------------------------------------
+
+def region_json(region) -> Dict[str, Any]:
+    return {"kind": region.kind, "name": region.name, "start": hexa(region.start),
+            "end": hexa(region.end), "source": region.source}
+
+
+def allocation_json(alloc) -> Optional[Dict[str, Any]]:
+    if alloc is None:
+        return None
+    return {"kind": alloc.kind, "name": alloc.name, "start": hexa(alloc.start), "end": hexa(alloc.end),
+            "caller": alloc.caller, "flags": list(alloc.flags), "detail": alloc.detail}
+
+
+def classify_json(cls) -> Dict[str, Any]:
+    return {"va": hexa(cls.va), "region": region_json(cls.region),
+            "allocation": allocation_json(cls.allocation)}
+
+
+def vtop_json(walk: Walk, cls) -> Dict[str, Any]:
+    """The ``vtop`` object of the JSON contract."""
+    out = walk_json(walk)
+    return {"va": out["va"], "region": region_json(cls.region),
+            "allocation": allocation_json(cls.allocation), "pa": out["pa"],
+            "page_size": out["page_size"], "steps": out["steps"],
+            "fault": None if walk.fault is None else {"level": walk.fault.level, "reason": walk.fault.reason},
+            "permissions": out["permissions"]}
+
+
+def check_json(check) -> Dict[str, Any]:
+    """The ``check`` object of the JSON contract."""
+    return {"va": hexa(check.va), "linear_pa": hexa(check.linear_pa), "walk_pa": hexa(check.walk_pa),
+            "claimed_pa": hexa(check.claimed_pa), "verdict": check.verdict,
+            "region": region_json(check.region), "explanation": check.explanation,
+            "branch": check.branch, "debug_virtual": check.debug_virtual,
+            "pages": [{"va": hexa(v), "pa": hexa(p)} for v, p in check.true_pages],
+            "bogus_pa_holds": check.bogus}
+
+
+def mapping_json(m) -> Dict[str, Any]:
+    return {"va": hexa(m.va), "pa": hexa(m.pa), "page_size": m.page_size, "level": m.level,
+            "region": region_json(m.region), "allocation": allocation_json(m.allocation)}
+
+
+def layout_json(layout) -> Dict[str, Any]:
+    return {"arch": layout.arch,
+            "regions": [region_json(r) for r in sorted(layout.regions, key=lambda r: r.start)],
+            "values": {k: {"value": hexa(v & ((1 << 64) - 1)) if v >= 0 else f"-0x{-v:x}",
+                           "source": layout.value_source(k)} for k, v in layout.values},
+            "disagreements": [d.message() for d in layout.disagreements],
+            "missing": list(layout.missing)}
+
+
+def region_line(region) -> str:
+    return f"{region.kind} ({region.name}) {addr(region.start)}-{addr(region.end)}"
+
+
+def allocation_line(alloc) -> str:
+    if alloc is None:
+        return "allocation: unknown"
+    text = f"{alloc.kind} {alloc.name} {addr(alloc.start)}-{addr(alloc.end)}"
+    if alloc.caller:
+        text += f" caller {alloc.caller}"
+    if alloc.flags:
+        text += " [" + " ".join(alloc.flags) + "]"
+    return text
+
+
+def classify_text(cls) -> List[str]:
+    lines = [f"{addr(cls.va)}  {region_line(cls.region)}"]
+    lines.append(f"  bounds: {cls.region.source}")
+    if cls.region.note:
+        lines.append(f"  note: {cls.region.note}")
+    if cls.allocation is not None:
+        lines.append(f"  {allocation_line(cls.allocation)}")
+        if cls.allocation.detail:
+            lines.append(f"  {cls.allocation.detail}")
+    return lines
+
+
+def vtop_text(walk: Walk, cls) -> List[str]:
+    lines = [f"region: {region_line(cls.region)}"]
+    if cls.allocation is not None:
+        lines.append(f"  {allocation_line(cls.allocation)}")
+    return lines + walk_text(walk)
+
+
+def check_text(check) -> List[str]:
+    lines = [f"{addr(check.va)}  {check.verdict.upper()}  {region_line(check.region)}",
+             f"  __pa() arithmetic: {addr(check.linear_pa)}  ({check.branch})",
+             f"  page-table walk:   {addr(check.walk_pa)}"]
+    if check.claimed_pa is not None:
+        lines.append(f"  claimed:           {addr(check.claimed_pa)}")
+    if check.debug_virtual:
+        lines += textwrap.wrap(f"CONFIG_DEBUG_VIRTUAL: {check.debug_virtual}", 78,
+                               initial_indent="  ", subsequent_indent="    ")
+    lines += textwrap.wrap(check.explanation, 78, initial_indent="  ", subsequent_indent="  ")
+    for v, p in check.true_pages:
+        lines.append(f"    page {addr(v)} -> {addr(p)}")
+    return lines
+
+
+def layout_text(layout) -> List[str]:
+    lines = [f"{'kind':<15} {'start':<18} {'end':<18} name / evidence"]
+    for r in sorted(layout.regions, key=lambda r: (r.start, r.end)):
+        lines.append(f"{r.kind:<15} {addr(r.start)} {addr(r.end)} {r.name}")
+        lines.append(f"{'':16}{r.source}")
+    for k, v in layout.values:
+        shown = f"0x{v & ((1 << 64) - 1):x}" if v >= 0 else f"-0x{-v:x}"
+        lines.append(f"{k} = {shown}  ({layout.value_source(k)})")
+    for d in layout.disagreements:
+        lines.append(f"DISAGREEMENT: {d.message()}")
+    for m in layout.missing:
+        lines.append(f"missing: {m}")
     return lines

@@ -110,7 +110,9 @@ LAYOUT_SYMBOLS = ("page_offset_base", "vmalloc_base", "vmemmap_base", "phys_base
                   "memstart_addr", "kimage_voffset", "vabits_actual", "physvirt_offset",
                   "_text", "_stext", "_etext", "__start_rodata", "__end_rodata", "_sdata",
                   "_edata", "__bss_start", "__bss_stop", "_end", "saved_command_line",
-                  "init_mm", "swapper_pg_dir", "init_top_pgt", "__per_cpu_offset")
+                  "init_mm", "swapper_pg_dir", "init_top_pgt", "__per_cpu_offset",
+                  "nr_cpu_ids", "__per_cpu_start", "__per_cpu_end", "max_pfn", "__init_begin",
+                  "__init_end")
 
 
 def symbol_ranges(path: str, names: Iterable[str]) -> List[Tuple[int, int]]:
@@ -139,15 +141,60 @@ def symbol_ranges(path: str, names: Iterable[str]) -> List[Tuple[int, int]]:
     return out
 
 
+def kobject_keep(src: str, session: Session) -> Tuple[bytes, Set[int]]:
+    """What a slice needs so that :mod:`kmemdbg.kobjects` works on it: (notes, physical pages).
+
+    The notes are ``KMEMDBG_BTF`` (the BTF subset of the structs kobjects
+    reads) and, when a symbol had to be found by search, ``KMEMDBG_SYMBOLS``
+    (``SYMBOL(name)=hex`` lines).  The pages are those of every object
+    kobjects reads (vmap areas, vm_structs, vmap nodes, modules, module
+    symbol tables), recorded by running it on the source.  Returns
+    ``(b"", set())`` when the dump has no BTF or the objects cannot be read.
+    """
+    from .kobjects import (BTF_NOTE, SUBSET_TYPES, SYMBOLS_NOTE, KernelObjects, MissingSymbolError,
+                           drgn_kallsyms)
+
+    try:
+        symbol, describe = drgn_kallsyms(src)
+    except MissingSymbolError:
+        symbol, describe = None, None
+    try:
+        first = KernelObjects(session, symbol, describe)
+        btf = first.btf
+        first.vmap_areas()
+        first.modules()
+    except KmemdbgError:
+        return b"", set()
+    reads: List[Tuple[int, int]] = []
+
+    def recording(va: int, size: int) -> bytes:
+        reads.append((va, size))
+        return session.read(va, size)
+
+    again = KernelObjects(session, symbol, describe, btf=btf, read=recording,
+                          extra_symbols=first.discovered)
+    again.vmap_areas()
+    again.modules()
+    pages: Set[int] = set()
+    for va, size in reads:
+        pages |= pages_of_va_range(session, va, size)
+    notes = note_bytes(BTF_NOTE, 0, btf.encode_subset(SUBSET_TYPES))
+    if first.discovered:
+        text = "".join(f"SYMBOL({k})={v:x}\n" for k, v in sorted(first.discovered.items()))
+        notes += note_bytes(SYMBOLS_NOTE, 0, text.encode())
+    return notes, pages
+
+
 def slice_core(src: str, dst: str, keep_va: Sequence[Tuple[int, int]] = (),
                keep_pa: Iterable[int] = (), kallsyms: bool = True,
-               symbols: Iterable[str] = LAYOUT_SYMBOLS) -> SliceReport:
+               symbols: Iterable[str] = LAYOUT_SYMBOLS, kobjects: bool = True) -> SliceReport:
     """Write to ``dst`` a slice of the ELF core ``src`` (see module doc).
 
     ``keep_va`` lists extra virtual (start, size) ranges; ``keep_pa`` extra
     physical addresses whose pages are kept; ``symbols`` names kernel
-    symbols whose words are kept (resolved through the dump's kallsyms).  Raises KmemdbgError subclasses
-    with a one-line cause.
+    symbols whose words are kept (resolved through the dump's kallsyms);
+    ``kobjects`` adds what :func:`kobject_keep` says vmap areas and modules
+    need.  Raises KmemdbgError subclasses with a one-line cause.
     """
     session = open_core(src)
     mem = session.memory
@@ -169,6 +216,10 @@ def slice_core(src: str, dst: str, keep_va: Sequence[Tuple[int, int]] = (),
         extra |= pages_of_va_range(session, va, max(size, 1))
     for pa in keep_pa:
         extra.add(pa - pa % page)
+    extra_notes = b""
+    if kobjects:
+        extra_notes, kobject_pages = kobject_keep(src, session)
+        extra |= kobject_pages
     keep = pages | ksyms | extra
     segments: List[Tuple[int, int, bytes]] = []
     unreadable: List[str] = []
@@ -185,9 +236,9 @@ def slice_core(src: str, dst: str, keep_va: Sequence[Tuple[int, int]] = (),
             continue
         segments.append((start, mem.vaddr_of(start) or start, data))
     note = mem.note(b"VMCOREINFO") or b""
-    size = write_core(dst, mem.machine, note_bytes(b"VMCOREINFO", 0, note), segments)
+    size = write_core(dst, mem.machine, note_bytes(b"VMCOREINFO", 0, note) + extra_notes, segments)
     return SliceReport(dst, len(pages), len(ksyms - pages), len(extra - pages - ksyms),
                        tuple(unreadable), size)
 
 
-__all__ = ["SliceReport", "slice_core", "kallsyms_ranges", "pages_of_va_range"]
+__all__ = ["SliceReport", "slice_core", "kallsyms_ranges", "pages_of_va_range", "kobject_keep"]

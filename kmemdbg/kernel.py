@@ -1,0 +1,347 @@
+"""A kernel opened for questions about its addresses: classify, translate, check, reverse-map.
+
+:class:`Kernel` extends :class:`~kmemdbg.session.Session` (memory source,
+VMCOREINFO, root table, walker) with symbols, the discovered layout, the
+allocations inside regions, the kernel's ``__pa()`` arithmetic and a reverse
+map from physical pages to every kernel virtual mapping.
+
+Addresses: ``va`` virtual, ``pa`` physical; region ``end`` values exclusive.
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .layout import MASK64, START_KERNEL_MAP, Evidence, Layout, Region, discover
+from .memory import PhysicalMemory, TableCache
+from .physinfo import PhysInfo, describe
+from .session import Session
+from .sources.elfcore import ElfCoreMemory
+from .kernel_tables import kernel_tables
+from .tables import leaves, leaf_pa, table_pages
+from .virt_to_phys import MISMATCH, NOT_APPLICABLE, OK, UNMAPPED, Check, kernel_pa
+from .vmcoreinfo import VmcoreInfo
+from .walk import Walk, Walker
+
+
+class SymbolTable:
+    """Kernel symbols from DWARF (a vmlinux) or the dump's kallsyms tables, through drgn."""
+
+    def __init__(self, prog=None, source: str = "none") -> None:
+        self.prog = prog
+        self.source = source
+        self._cache: Dict[str, Optional[int]] = {}
+
+    @classmethod
+    def empty(cls) -> "SymbolTable":
+        return cls(None, "none")
+
+    @classmethod
+    def from_prog(cls, prog, vmlinux: Optional[str], notes: List[str]) -> "SymbolTable":
+        if vmlinux:
+            try:
+                prog.load_debug_info([vmlinux])
+                return cls(prog, f"DWARF from {vmlinux}")
+            except Exception as err:  # noqa: BLE001 - drgn raises MissingDebugInfoError and others
+                notes.append(f"debug info from {vmlinux} not loaded: {str(err).splitlines()[0]}")
+        try:
+            from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
+
+            finder = load_vmlinux_kallsyms(prog)
+            if "kallsyms" not in prog.registered_symbol_finders():
+                prog.register_symbol_finder("kallsyms", finder, enable_index=0)
+            return cls(prog, "kallsyms tables in the dump")
+        except Exception as err:  # noqa: BLE001
+            notes.append(f"no symbols: kallsyms not loadable ({str(err).splitlines()[0] if str(err) else err})")
+            return cls(None, "none")
+
+    def address(self, name: str) -> Optional[int]:
+        """Virtual address of symbol ``name``, or None."""
+        if self.prog is None:
+            return None
+        if name not in self._cache:
+            try:
+                self._cache[name] = self.prog.symbol(name).address
+            except (LookupError, ValueError):
+                self._cache[name] = None
+        return self._cache[name]
+
+    def name_of(self, va: int) -> Optional[str]:
+        """``name+0xoff/0xsize`` for the symbol holding virtual ``va``, or None."""
+        if self.prog is None:
+            return None
+        try:
+            sym = self.prog.symbol(va)
+        except (LookupError, ValueError, OverflowError):
+            return None
+        return f"{sym.name}+0x{va - sym.address:x}/0x{sym.size:x}"
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """What owns an address inside its region.
+
+    ``kind``: vmap-area, module, image-section, slab-object or page.  ``start``
+    and ``end`` are virtual (end exclusive); ``flags`` are the kernel's own
+    words (vmalloc, vmap, ioremap...) where it has them.
+    """
+
+    kind: str
+    name: str
+    start: int
+    end: int
+    caller: Optional[str] = None
+    flags: Tuple[str, ...] = ()
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The region of ``va`` and, where the data allows, the allocation inside it."""
+
+    va: int
+    region: Region
+    allocation: Optional[Allocation]
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """One kernel virtual mapping of a physical address: ``va`` maps ``pa`` via a leaf of ``page_size``."""
+
+    va: int
+    pa: int
+    page_size: int
+    level: str
+    region: Region
+    allocation: Optional[Allocation]
+
+
+IMAGE_SECTIONS = (("text", "_text", "_etext"), ("rodata", "__start_rodata", "__end_rodata"),
+                  ("init", "__init_begin", "__init_end"), ("data", "_sdata", "_edata"),
+                  ("bss", "__bss_start", "__bss_stop"))
+
+
+class Kernel(Session):
+    """See the module docstring.  Build with :func:`kmemdbg.open`."""
+
+    def __init__(self, memory, info, tables, walker, description, prog, symbols: SymbolTable,
+                 notes: Sequence[str]) -> None:
+        super().__init__(memory, info, tables, walker, description, prog)
+        self.symbols = symbols
+        self.notes = list(notes)
+        self._layout: Optional[Layout] = None
+        self._tables: Optional[Dict[int, int]] = None
+        self._reverse: Optional[Tuple[List[int], List[Tuple[int, int, int, int]]]] = None
+        self._objects = None
+        self._objects_error: Optional[str] = None
+
+    @classmethod
+    def build(cls, memory: PhysicalMemory, info: VmcoreInfo, arch: str, description: str,
+              prog, symbols: SymbolTable, notes: Sequence[str]) -> "Kernel":
+        tables = kernel_tables(info, arch)
+        walker = Walker(tables.format, memory, tables.root_pa, TableCache(memory))
+        return cls(memory, info, tables, walker, description, prog, symbols, notes)
+
+    # -- evidence -----------------------------------------------------------
+    def _read_int(self, va: int, size: int) -> Optional[int]:
+        try:
+            return int.from_bytes(self.read(va, size), "little")
+        except Exception:  # noqa: BLE001 - any read failure means "no evidence"
+            return None
+
+    def ram(self) -> List[Tuple[int, int]]:
+        """Physical ``[start, end)`` ranges of memory the source holds."""
+        if isinstance(self.memory, ElfCoreMemory):
+            return sorted((pa, pa + memsz) for pa, _f, _o, memsz, _v in self.memory.loads)
+        return []
+
+    def _elf_linear_offset(self) -> Optional[int]:
+        if not isinstance(self.memory, ElfCoreMemory):
+            return None
+        for pa, _f, _o, _m, va in self.memory.loads:
+            if va != pa and va >> 63 and va < START_KERNEL_MAP:
+                return (va - pa) & MASK64
+        return None
+
+    @property
+    def layout(self) -> Layout:
+        if self._layout is None:
+            def translate(va: int) -> Optional[int]:
+                return self.walker.walk(va).pa
+            ev = Evidence(self.arch, self.info, symbol=self.symbols.address,
+                          read_u64=lambda va: self._read_int(va, 8),
+                          read_u32=lambda va: self._read_int(va, 4),
+                          translate=translate, ram=self.ram(),
+                          elf_linear_offset=self._elf_linear_offset(),
+                          elf_linear_source="ELF PT_LOAD p_vaddr - p_paddr")
+            self._layout = discover(ev)
+        return self._layout
+
+    @property
+    def missing(self) -> List[str]:
+        """What could not be found, as sentences (symbols, layout evidence, types)."""
+        out = list(self.notes)
+        if self.symbols.source == "none":
+            out.append("no symbols: image sections and symbol-based layout evidence unavailable")
+        out += [f"layout: no evidence for {m}" for m in self.layout.missing]
+        if self._objects_error:
+            out.append(self._objects_error)
+        return out
+
+    def table_pages(self) -> Dict[int, int]:
+        """Physical page -> level index for every kernel page-table page (swept once)."""
+        if self._tables is None:
+            self._tables = table_pages(self.tables.format, self.walker.cache, self.tables.root_pa)
+        return self._tables
+
+    # -- allocations --------------------------------------------------------
+    def objects(self):
+        """Typed kernel objects (vmap areas, modules) when type information exists, else None."""
+        if self._objects is None and self._objects_error is None:
+            try:
+                from . import kobjects
+
+                self._objects = kobjects.KernelObjects.for_kernel(self)
+            except Exception as err:  # noqa: BLE001 - degrade: classification without allocations
+                self._objects_error = f"no allocation data: {str(err).splitlines()[0] if str(err) else err}"
+        return self._objects
+
+    def _image_section(self, va: int) -> Optional[Allocation]:
+        for name, lo, hi in IMAGE_SECTIONS:
+            a, b = self.symbols.address(lo), self.symbols.address(hi)
+            if a is not None and b is not None and a <= va < b:
+                sym = self.symbols.name_of(va)
+                return Allocation("image-section", f".{name}", a, b, detail=sym or "")
+        return None
+
+    def allocation_of(self, va: int, region: Region) -> Optional[Allocation]:
+        if region.kind == "kernel-image":
+            return self._image_section(va)
+        if region.kind in ("vmalloc", "module"):
+            objs = self.objects()
+            if objs is not None:
+                return objs.allocation_of(va)
+        return None
+
+    def classify(self, va: int) -> Classification:
+        """The region of virtual ``va`` and the allocation in it where known."""
+        va &= MASK64
+        region = self.layout.region_of(va)
+        alloc = self.allocation_of(va, region)
+        if alloc is not None and alloc.kind == "module" and region.kind != "module":
+            # arm64 modules live inside the vmalloc range next to the image.
+            region = Region("module", f"module {alloc.name}", alloc.start, alloc.end,
+                            "module list", "module list", f"inside the {region.kind} region")
+        return Classification(va, region, alloc)
+
+    # -- cross-check ----------------------------------------------------------
+    def describe_pa(self, pa: int) -> PhysInfo:
+        vmemmap = self.info.symbol("vmemmap")
+        if vmemmap is None and self.arch == "x86_64":
+            vmemmap = self.layout.value("vmemmap_base")
+        image = None
+        text, end = self.symbols.address("_text"), self.symbols.address("_end")
+        if text is not None and end is not None:
+            lo, hi = kernel_pa(self.layout, text).pa, kernel_pa(self.layout, end).pa
+            if lo is not None and hi is not None:
+                image = (lo, hi)
+
+        def read_virt(va: int, n: int) -> Optional[bytes]:
+            try:
+                return self.read(va, n)
+            except Exception:  # noqa: BLE001
+                return None
+        slab_of = None
+        objs = self.objects()
+        if objs is not None and hasattr(objs, "slab_cache_name"):
+            slab_of = objs.slab_cache_name
+        ram_end = None
+        max_pfn = self.symbols.address("max_pfn")
+        if max_pfn is not None:
+            value = self._read_int(max_pfn, 8)
+            if value:
+                ram_end = (value * self.tables.format.page_size, "the kernel's max_pfn")
+        return describe(pa, self.info, self.ram(), self.table_pages(), self.tables.format.page_size,
+                        image, vmemmap, read_virt, slab_of, ram_end)
+
+    def check_virt_to_phys(self, va: int, claimed_pa: Optional[int] = None, size: int = 1) -> Check:
+        """Compare ``__pa(va)`` (or ``claimed_pa``) with the page tables.
+
+        ``size`` (bytes) checks a range and lists the true frame of every page.
+        """
+        va &= MASK64
+        cls = self.classify(va)
+        region = cls.region
+        arith = kernel_pa(self.layout, va)
+        walk = self.translate(va)
+        page = self.tables.format.page_size
+        pages: List[Tuple[int, Optional[int]]] = []
+        if size > 1:
+            first = va - va % page
+            for p in range(first, va + size, page):
+                pages.append((p, self.translate(p).pa))
+        where = f"{region.kind} address ({region.name})"
+        if cls.allocation is not None:
+            where += f", {cls.allocation.kind} {cls.allocation.name}"
+        if region.kind == "non-canonical" or (walk.fault is not None and walk.fault.reason == "non-canonical"):
+            return Check(va, arith.pa, None, claimed_pa, NOT_APPLICABLE, region,
+                         f"{where}: no translation exists for it", arith.branch, arith.debug_virtual, tuple(pages))
+        if arith.pa is None and claimed_pa is None:
+            return Check(va, None, walk.pa, None, NOT_APPLICABLE, region,
+                         f"{where}: __pa() cannot be computed: {arith.branch}", arith.branch, "", tuple(pages))
+        subject = claimed_pa if claimed_pa is not None else arith.pa
+        label = "the claimed physical address" if claimed_pa is not None else "__pa() arithmetic"
+        if walk.fault is not None:
+            bogus = self.describe_pa(subject) if subject is not None else None
+            text = (f"{where}: {label} gives 0x{subject:x}, but the page tables do not map it "
+                    f"({walk.fault.reason} at {walk.fault.level})")
+            if bogus:
+                text += f"; 0x{subject:x} is {bogus.detail}"
+            return Check(va, arith.pa, None, claimed_pa, UNMAPPED, region, text, arith.branch,
+                         arith.debug_virtual, tuple(pages), bogus.kind if bogus else None)
+        if subject == walk.pa:
+            text = f"{where}: {label} 0x{subject:x} matches the page tables"
+            return Check(va, arith.pa, walk.pa, claimed_pa, OK, region, text, arith.branch,
+                         arith.debug_virtual, tuple(pages))
+        bogus = self.describe_pa(subject)
+        text = (f"{where}: {label} gives 0x{subject:x} ({arith.branch if claimed_pa is None else 'claimed'}), "
+                f"which is {bogus.detail}; the page tables map it to 0x{walk.pa:x}")
+        if claimed_pa is not None and arith.pa is not None and claimed_pa == arith.pa:
+            text += "; the claimed value equals __pa() of the pointer: virt_to_phys() used on a " \
+                    "non-linear address"
+        if pages and len({p for _, p in pages if p is not None}) > 1:
+            text += f"; the range spans {len(pages)} pages"
+        return Check(va, arith.pa, walk.pa, claimed_pa, MISMATCH, region, text, arith.branch,
+                     arith.debug_virtual, tuple(pages), bogus.kind)
+
+    # -- reverse map ----------------------------------------------------------
+    def _reverse_map(self):
+        if self._reverse is None:
+            fmt = self.tables.format
+            rows = []
+            for leaf in leaves(fmt, self.walker.cache, self.tables.root_pa):
+                rows.append((leaf_pa(fmt, leaf), leaf.size, leaf.va, leaf.level))
+            rows.sort()
+            self._reverse = ([r[0] for r in rows], rows)
+        return self._reverse
+
+    def phys_to_virts(self, pa: int) -> List[Mapping]:
+        """Every kernel virtual address that maps physical ``pa`` (from an inverted sweep)."""
+        starts, rows = self._reverse_map()
+        fmt = self.tables.format
+        biggest = max((r[1] for r in rows), default=0)
+        out = []
+        i = bisect.bisect_right(starts, pa) - 1
+        while i >= 0 and rows[i][0] + biggest > pa:
+            start, size, va, level = rows[i]
+            if start <= pa < start + size:
+                v = va + (pa - start)
+                cls = self.classify(v)
+                out.append(Mapping(v, pa, size, fmt.levels[level].name, cls.region, cls.allocation))
+            i -= 1
+        return sorted(out, key=lambda m: m.va)
+
+
+__all__ = ["Kernel", "SymbolTable", "Allocation", "Classification", "Mapping"]
+Walk  # re-exported type
