@@ -79,13 +79,16 @@ def _open_core_prog(path: str, notes: List[str]):
 
 
 def open(core: Optional[str] = None, kcore: bool = False, qmp: Optional[str] = None,  # noqa: A001
-         prog=None, vmlinux: Optional[str] = None, arch: Optional[str] = None) -> Kernel:
+         prog=None, vmlinux: Optional[str] = None, arch: Optional[str] = None,
+         allow_truncated: bool = False) -> Kernel:
     """Open one kernel.  Exactly one of ``core``, ``kcore``, ``qmp`` or ``prog``.
 
     ``vmlinux`` adds DWARF debug info; without it symbols come from the
     kallsyms tables VMCOREINFO points at.  ``arch`` ("x86_64"/"arm64") is
     only needed for a QMP socket of a guest whose architecture differs from
-    the host's.  Raises SourceError/LayoutError with a one-line cause.
+    the host's.  A truncated ELF dump is refused unless ``allow_truncated``,
+    in which case walks that need the missing part end in table-unreadable
+    faults.  Raises SourceError/LayoutError with a one-line cause.
     """
     chosen = [x for x in (core, qmp, prog) if x is not None] + ([True] if kcore else [])
     if len(chosen) != 1:
@@ -104,6 +107,12 @@ def open(core: Optional[str] = None, kcore: bool = False, qmp: Optional[str] = N
             is_elf = f.read(4) == b"\x7fELF"
         if is_elf:
             memory = ElfCoreMemory(core)
+            if memory.missing_bytes:
+                msg = f"{core}: the dump is truncated: {memory.missing_bytes} bytes of memory " \
+                      "described by its program headers are missing"
+                if not allow_truncated:
+                    raise SourceError(msg + " (use --allow-truncated to read what is there)")
+                notes.append(msg)
         if drgn is not None:
             prog = _open_core_prog(core, notes)
         description = core

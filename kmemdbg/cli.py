@@ -59,7 +59,8 @@ def _open(args):
         raise KmemdbgError("give only one of --core, --kcore, --qmp")
     if not sources:
         raise KmemdbgError("no kernel given: use --core PATH, --kcore or --qmp SOCKET")
-    return kmemdbg.open(core=args.core, kcore=args.kcore, qmp=args.qmp, vmlinux=args.vmlinux)
+    return kmemdbg.open(core=args.core, kcore=args.kcore, qmp=args.qmp, vmlinux=args.vmlinux,
+                        allow_truncated=args.allow_truncated)
 
 
 def _emit(args, json_items, text_blocks: List[List[str]]):
@@ -156,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--kcore", action="store_true", help="the running kernel through /proc/kcore")
     src.add_argument("--qmp", metavar="SOCKET", help="a running QEMU guest through its QMP socket")
     p.add_argument("--vmlinux", metavar="PATH", help="debug info (optional)")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="read a truncated dump as far as it goes")
     p.add_argument("--json", action="store_true", help="one JSON array per command")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
-from .btf import Btf, BtfError, BtfType
+from .btf import Btf, BtfError
 from .errors import KmemdbgError
 from .vmcoreinfo import VmcoreInfo
 
@@ -39,7 +39,6 @@ BTF_NOTE = b"KMEMDBG_BTF"
 SYMBOLS_NOTE = b"KMEMDBG_SYMBOLS"
 MAX_LIST_ENTRIES = 1 << 20   # hard bound on any list or tree walk
 BTF_SCAN_BYTES = 64 << 20    # how far past _etext to look for the BTF header
-MODULE_NAME_FALLBACK = 56    # MODULE_NAME_LEN on 64-bit, used only if BTF lacks the array
 
 # The structs (and enums) kobjects reads; a slice's KMEMDBG_BTF note holds these.
 SUBSET_TYPES = ("vmap_area", "vm_struct", "vmap_node", "rb_list", "rb_root", "rb_node",
@@ -662,7 +661,7 @@ class KernelObjects:
         hit = None
         try:
             hit = self.find_module(va) if self._modules is not None or self._can_list_modules() else None
-        except KobjectsError:
+        except KmemdbgError:
             hit = None
         if hit is not None:
             return self._describe_in_module(hit[0], va)
@@ -673,7 +672,7 @@ class KernelObjects:
             try:
                 self.modules()
                 self._modules_error = ""
-            except KobjectsError as err:
+            except KmemdbgError as err:  # BtfError too: a kernel whose struct module we cannot read
                 self._modules_error = str(err)
         return not self._modules_error
 
@@ -754,7 +753,6 @@ def _purpose(caller: Optional[str], flags: Tuple[str, ...]) -> Optional[str]:
 
 
 def _replace(area: VmapArea, **changes) -> VmapArea:
-    from dataclasses import replace
     return replace(area, **changes)
 
 

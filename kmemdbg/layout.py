@@ -341,8 +341,8 @@ def _arm64(b: _Builder) -> None:
         else:
             b.add("linear", "linear map", lin_start, page_end, lin_src, pe_src)
         b.add("user", "user space (TTBR0)", 0, 1 << runtime, "TTBR0 range", f"2^{runtime}")
-        b.add("non-canonical", "between TTBR0 and TTBR1", 1 << runtime, reach, f"2^{runtime}",
-              "_PAGE_OFFSET(vabits_actual)")
+        b.add("non-canonical", "between TTBR0 and TTBR1", 1 << runtime, min(reach, page_offset),
+              f"2^{runtime}", "_PAGE_OFFSET(vabits_actual)" if reach <= page_offset else po_src)
     else:
         page_end = top
         b.values["PAGE_END"], b.sources["PAGE_END"] = page_end, "end of the address space (pre-5.4)"

@@ -61,6 +61,9 @@ class ElfCoreMemory:
             elif p_type == PT_NOTE:
                 self.notes.append((off, filesz))
         self.loads.sort()
+        # Bytes of PT_LOAD data that the program headers promise past the end of the file.
+        self.missing_bytes = sum(max(0, min(off + filesz, 1 << 62) - max(off, size))
+                                 for _pa, filesz, off, _m, _v in self.loads)
         self._starts = [l[0] for l in self.loads]
         self._size = size
 
