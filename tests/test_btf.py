@@ -6,7 +6,6 @@ full blob, which the subset must reproduce.
 """
 from __future__ import annotations
 
-import os
 import struct
 import time
 
@@ -156,7 +155,7 @@ def test_subset_round_trips_offsets_and_forwards_foreign_pointers():
 
 def _real_blob():
     """The kernel's own BTF from the first full x86-64 or arm64 dump in the cache."""
-    from kmemdbg.kobjects import drgn_kallsyms, load_btf
+    from kmemdbg.kobjects import drgn_kallsyms
     from kmemdbg.session import open_core
     for d in all_dumps():
         if d.kind == "full" and not d.missing():
