@@ -54,6 +54,8 @@ def parse_address(text: str, kernel=None) -> int:
 def _open(args):
     import kmemdbg
 
+    if getattr(args, "kernel", None) is not None:
+        return args.kernel
     sources = [x for x in (args.core, args.qmp) if x] + (["kcore"] if args.kcore else [])
     if len(sources) > 1:
         raise KmemdbgError("give only one of --core, --kcore, --qmp")
@@ -73,9 +75,11 @@ def cmd_layout(args):
     k = _open(args)
     if args.json:
         return [render.layout_json(k.layout)]
-    lines = [f"{k.description}: {k.tables.format.name}, root table pa 0x{k.tables.root_pa:x}",
-             f"  ({k.tables.evidence})"] + render.layout_text(k.layout)
-    lines += [f"note: {m}" for m in k.notes]
+    lines = render.wrap(f"{k.description}: {k.tables.format.name}, root table pa "
+                         f"0x{k.tables.root_pa:x}", "", "  ")
+    lines += render.wrap(f"({k.tables.evidence})") + render.layout_text(k.layout)
+    for m in k.notes:
+        lines += render.wrap(f"note: {m}", "", "  ")
     return "\n".join(lines)
 
 
@@ -124,8 +128,7 @@ def cmd_ptov(args):
         for m in maps:
             block.append(f"  {render.addr(m.va)}  {m.level:<4} {render.size_text(m.page_size):>4}  "
                          f"{m.region.kind} ({m.region.name})")
-            if m.allocation is not None:
-                block.append(f"      {render.allocation_line(m.allocation)}")
+            block += render.allocation_lines(m.allocation, "      ")
         blocks.append(block)
     return _emit(args, items, blocks)
 
@@ -180,12 +183,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+_KERNELS: "dict[int, object]" = {}
+
+
+def run_in_program(prog, argv: List[str]) -> Tuple[int, str]:
+    """Run a kmemdbg command line on a drgn ``prog``; returns (exit status, output text).
+
+    The Kernel built for ``prog`` is kept, so later commands reuse its layout
+    and table cache.
+    """
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    import kmemdbg
+
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        kernel = _KERNELS.get(id(prog))
+        if kernel is None or getattr(kernel, "prog", None) is not prog:
+            kernel = kmemdbg.open(prog=prog)
+            _KERNELS[id(prog)] = kernel
+    except KmemdbgError as e:
+        return 1, f"kmemdbg: {e}"
+    with redirect_stdout(out), redirect_stderr(err):
+        status = main(argv, kernel=kernel)
+    return status, (out.getvalue() + err.getvalue()).rstrip("\n")
+
+
+def main(argv: Optional[List[str]] = None, kernel=None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    args.kernel = kernel
     if not getattr(args, "func", None):
         parser.print_usage(sys.stderr)
         print("kmemdbg: error: a COMMAND is required", file=sys.stderr)

@@ -45,14 +45,17 @@ def run_demo(sample_dir: str, as_json: bool = False):
         truth = json.load(f)
     k = kmemdbg.open(core=core)
     items, lines = [], [
-        f"kmemdbg demo on a real Debian kernel: {truth.get('uname', k.description)}",
-        f"paging: {k.tables.format.name}; root table at pa 0x{k.tables.root_pa:x} ({k.tables.evidence})",
-        "",
+        "kmemdbg demo on a slice of a real Debian kernel dump:",
+        f"  {truth.get('proc_version', k.description)[:76]}",
+        f"paging: {k.tables.format.name}; root table at pa 0x{k.tables.root_pa:x}",
     ]
+    lines += render.wrap(f"({k.tables.evidence})")
+    lines.append("")
     for r in ("linear", "vmalloc", "vmemmap", "kernel-image", "module"):
         reg = next((x for x in k.layout.regions if x.kind == r), None)
         if reg is not None:
-            lines.append(f"  {r:<13} {render.addr(reg.start)}-{render.addr(reg.end)}  {reg.source}")
+            lines.append(f"  {r:<13} {render.addr(reg.start)}-{render.addr(reg.end)}")
+            lines += render.wrap(reg.source, "    ", "      ")
     for title, what in _pick(truth):
         if isinstance(what, tuple):
             pa = what[1]

@@ -197,15 +197,56 @@ class Kernel(Session):
 
     # -- allocations --------------------------------------------------------
     def objects(self):
-        """Typed kernel objects (vmap areas, modules) when type information exists, else None."""
+        """Typed kernel objects (vmap areas, modules) from BTF, or None when there is no type info."""
         if self._objects is None and self._objects_error is None:
             try:
-                from . import kobjects
+                from .kobjects import KernelObjects
 
-                self._objects = kobjects.KernelObjects.for_kernel(self)
+                objs = KernelObjects(self, symbol=self.symbols.address, describe=self.symbols.name_of)
+                objs.btf  # load types now so a missing type source is reported here
+                self._objects = objs
             except Exception as err:  # noqa: BLE001 - degrade: classification without allocations
                 self._objects_error = f"no allocation data: {str(err).splitlines()[0] if str(err) else err}"
         return self._objects
+
+    def _module_allocation(self, va: int) -> Optional[Allocation]:
+        objs = self.objects()
+        if objs is None:
+            return None
+        try:
+            hit = objs.find_module(va)
+        except Exception as err:  # noqa: BLE001 - a corrupt module list degrades to no answer
+            self.notes.append(f"module list unreadable: {str(err).splitlines()[0]}")
+            return None
+        if hit is None:
+            return None
+        mod, section = hit
+        sec = next(s for s in mod.sections if s.name == section)
+        try:
+            where = objs.describe_address(va)
+        except Exception:  # noqa: BLE001 - the module's symbol table may be missing (slices)
+            where = None
+        return Allocation("module", mod.name, sec.start, sec.end, flags=(section,),
+                          detail=where or f"{mod.name} {section}")
+
+    def _vmap_allocation(self, va: int) -> Optional[Allocation]:
+        objs = self.objects()
+        if objs is None:
+            return None
+        try:
+            area = objs.find_vmap_area(va)
+        except Exception as err:  # noqa: BLE001
+            self.notes.append(f"vmap areas unreadable: {str(err).splitlines()[0]}")
+            return None
+        if area is None:
+            return None
+        name = area.purpose or (area.flags[0] if area.flags else "vmap area")
+        detail = f"{area.nr_pages} pages" if area.nr_pages else ""
+        if area.phys_addr:
+            detail += f"{', ' if detail else ''}phys 0x{area.phys_addr:x}"
+        if area.state != "busy":
+            detail += f"{', ' if detail else ''}{area.state}"
+        return Allocation("vmap-area", name, area.start, area.end, area.caller_name, area.flags, detail)
 
     def _image_section(self, va: int) -> Optional[Allocation]:
         for name, lo, hi in IMAGE_SECTIONS:
@@ -216,12 +257,11 @@ class Kernel(Session):
         return None
 
     def allocation_of(self, va: int, region: Region) -> Optional[Allocation]:
+        """The allocation holding ``va``: image section, module section or vmap area."""
         if region.kind == "kernel-image":
             return self._image_section(va)
         if region.kind in ("vmalloc", "module"):
-            objs = self.objects()
-            if objs is not None:
-                return objs.allocation_of(va)
+            return self._module_allocation(va) or self._vmap_allocation(va)
         return None
 
     def classify(self, va: int) -> Classification:
@@ -232,7 +272,8 @@ class Kernel(Session):
         if alloc is not None and alloc.kind == "module" and region.kind != "module":
             # arm64 modules live inside the vmalloc range next to the image.
             region = Region("module", f"module {alloc.name}", alloc.start, alloc.end,
-                            "module list", "module list", f"inside the {region.kind} region")
+                            "the kernel's module list", "the kernel's module list",
+                            f"inside the {region.kind} region ({region.name})")
         return Classification(va, region, alloc)
 
     # -- cross-check ----------------------------------------------------------
@@ -291,22 +332,23 @@ class Kernel(Session):
             return Check(va, None, walk.pa, None, NOT_APPLICABLE, region,
                          f"{where}: __pa() cannot be computed: {arith.branch}", arith.branch, "", tuple(pages))
         subject = claimed_pa if claimed_pa is not None else arith.pa
-        label = "the claimed physical address" if claimed_pa is not None else "__pa() arithmetic"
+        label = "the claimed physical address is" if claimed_pa is not None else "__pa() arithmetic gives"
         if walk.fault is not None:
             bogus = self.describe_pa(subject) if subject is not None else None
-            text = (f"{where}: {label} gives 0x{subject:x}, but the page tables do not map it "
+            text = (f"{where}: {label} 0x{subject:x}, but the page tables do not map it "
                     f"({walk.fault.reason} at {walk.fault.level})")
             if bogus:
                 text += f"; 0x{subject:x} is {bogus.detail}"
             return Check(va, arith.pa, None, claimed_pa, UNMAPPED, region, text, arith.branch,
                          arith.debug_virtual, tuple(pages), bogus.kind if bogus else None)
         if subject == walk.pa:
-            text = f"{where}: {label} 0x{subject:x} matches the page tables"
+            text = f"{where}: {label} 0x{subject:x}, as the page tables say"
             return Check(va, arith.pa, walk.pa, claimed_pa, OK, region, text, arith.branch,
                          arith.debug_virtual, tuple(pages))
         bogus = self.describe_pa(subject)
-        text = (f"{where}: {label} gives 0x{subject:x} ({arith.branch if claimed_pa is None else 'claimed'}), "
-                f"which is {bogus.detail}; the page tables map it to 0x{walk.pa:x}")
+        how = f" ({arith.branch})" if claimed_pa is None else ""
+        text = (f"{where}: {label} 0x{subject:x}{how}, which is {bogus.detail}; "
+                f"the page tables map it to 0x{walk.pa:x}")
         if claimed_pa is not None and arith.pa is not None and claimed_pa == arith.pa:
             text += "; the claimed value equals __pa() of the pointer: virt_to_phys() used on a " \
                     "non-linear address"

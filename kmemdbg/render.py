@@ -125,64 +125,77 @@ def layout_json(layout) -> Dict[str, Any]:
 
 
 def region_line(region) -> str:
-    return f"{region.kind} ({region.name}) {addr(region.start)}-{addr(region.end)}"
+    return f"{region.kind} {addr(region.start)}-{addr(region.end)} ({region.name})"
+
+
+def wrap(text: str, indent: str = "  ", more: str = "    ") -> List[str]:
+    return textwrap.wrap(text, 78, initial_indent=indent, subsequent_indent=more,
+                         break_on_hyphens=False) or [indent]
+
+
+def allocation_lines(alloc, indent: str = "  ") -> List[str]:
+    if alloc is None:
+        return []
+    lines = wrap(f"{alloc.kind} {alloc.name} {addr(alloc.start)}-{addr(alloc.end)}", indent)
+    extra = []
+    if alloc.caller:
+        extra.append(f"caller {alloc.caller}")
+    if alloc.flags:
+        extra.append("[" + " ".join(alloc.flags) + "]")
+    if alloc.detail:
+        extra.append(alloc.detail)
+    if extra:
+        lines += wrap(" ".join(extra), indent + "  ", indent + "  ")
+    return lines
 
 
 def allocation_line(alloc) -> str:
-    if alloc is None:
-        return "allocation: unknown"
-    text = f"{alloc.kind} {alloc.name} {addr(alloc.start)}-{addr(alloc.end)}"
-    if alloc.caller:
-        text += f" caller {alloc.caller}"
-    if alloc.flags:
-        text += " [" + " ".join(alloc.flags) + "]"
-    return text
+    return " ".join(l.strip() for l in allocation_lines(alloc)) if alloc is not None else "allocation: unknown"
 
 
 def classify_text(cls) -> List[str]:
-    lines = [f"{addr(cls.va)}  {region_line(cls.region)}"]
-    lines.append(f"  bounds: {cls.region.source}")
+    lines = [addr(cls.va)]
+    lines += wrap(f"region: {region_line(cls.region)}")
+    lines += wrap(f"bounds: {cls.region.source}")
     if cls.region.note:
-        lines.append(f"  note: {cls.region.note}")
-    if cls.allocation is not None:
-        lines.append(f"  {allocation_line(cls.allocation)}")
-        if cls.allocation.detail:
-            lines.append(f"  {cls.allocation.detail}")
+        lines += wrap(f"note: {cls.region.note}")
+    lines += allocation_lines(cls.allocation)
     return lines
 
 
 def vtop_text(walk: Walk, cls) -> List[str]:
-    lines = [f"region: {region_line(cls.region)}"]
-    if cls.allocation is not None:
-        lines.append(f"  {allocation_line(cls.allocation)}")
+    lines = wrap(f"region: {region_line(cls.region)}", "")
+    lines += allocation_lines(cls.allocation)
     return lines + walk_text(walk)
 
 
 def check_text(check) -> List[str]:
-    lines = [f"{addr(check.va)}  {check.verdict.upper()}  {region_line(check.region)}",
-             f"  __pa() arithmetic: {addr(check.linear_pa)}  ({check.branch})",
-             f"  page-table walk:   {addr(check.walk_pa)}"]
+    lines = [f"{addr(check.va)}  {check.verdict.upper()}"]
+    lines += wrap(f"region: {region_line(check.region)}")
+    lines += [f"  __pa() arithmetic: {addr(check.linear_pa)}"]
+    if check.branch:
+        lines += wrap(check.branch, "    ", "    ")
+    lines += [f"  page-table walk:   {addr(check.walk_pa)}"]
     if check.claimed_pa is not None:
         lines.append(f"  claimed:           {addr(check.claimed_pa)}")
     if check.debug_virtual:
-        lines += textwrap.wrap(f"CONFIG_DEBUG_VIRTUAL: {check.debug_virtual}", 78,
-                               initial_indent="  ", subsequent_indent="    ")
-    lines += textwrap.wrap(check.explanation, 78, initial_indent="  ", subsequent_indent="  ")
+        lines += wrap(f"CONFIG_DEBUG_VIRTUAL: {check.debug_virtual}")
+    lines += wrap(check.explanation, "  ", "  ")
     for v, p in check.true_pages:
         lines.append(f"    page {addr(v)} -> {addr(p)}")
     return lines
 
 
 def layout_text(layout) -> List[str]:
-    lines = [f"{'kind':<15} {'start':<18} {'end':<18} name / evidence"]
+    lines = [f"{'kind':<14} {'start':<18} {'end':<18} name"]
     for r in sorted(layout.regions, key=lambda r: (r.start, r.end)):
-        lines.append(f"{r.kind:<15} {addr(r.start)} {addr(r.end)} {r.name}")
-        lines.append(f"{'':16}{r.source}")
+        lines += wrap(f"{r.kind:<14} {addr(r.start)} {addr(r.end)} {r.name}", "", " " * 15)
+        lines += wrap(r.source, " " * 15, " " * 17)
     for k, v in layout.values:
         shown = f"0x{v & ((1 << 64) - 1):x}" if v >= 0 else f"-0x{-v:x}"
-        lines.append(f"{k} = {shown}  ({layout.value_source(k)})")
+        lines += wrap(f"{k} = {shown}  ({layout.value_source(k)})", "", "  ")
     for d in layout.disagreements:
-        lines.append(f"DISAGREEMENT: {d.message()}")
+        lines += wrap(f"DISAGREEMENT: {d.message()}", "", "  ")
     for m in layout.missing:
-        lines.append(f"missing: {m}")
+        lines += wrap(f"missing: {m}", "", "  ")
     return lines
