@@ -474,6 +474,10 @@ class KernelObjects:
         for a in raw:
             if a.vm_struct_va is not None:
                 name = self.describe_address(a.caller) if a.caller else None
+                if name is None and a.caller:
+                    # %pS prints the bare address when no symbol covers it
+                    # (for example a module's init text, freed after loading)
+                    name = f"0x{a.caller:x}"
                 flags = a.flags
                 if a.pages_va is not None and self._busy_contains(busy, a.pages_va):
                     flags = flags + ("vpages",)
