@@ -359,6 +359,18 @@ def _arm64(b: _Builder) -> None:
     vmm_s, vmm_e = num("VMEMMAP_START"), num("VMEMMAP_END")
     if vm_s[0] is None and mod_e[0] is not None:
         vm_s = (mod_e[0], "NUMBER(MODULES_END) (= VMALLOC_START)")
+    if vm_e[0] is None and vmm_s[0] is None:
+        era = _arm64_era(b, va_bits, va_bits_min, page_shift, flipped, page_offset)
+        if era is not None:
+            name, r = era
+            src = f"{name} layout formula"
+            mod_s, mod_e = (r["modules"][0], src), (r["modules"][1], src)
+            vm_s, vm_e = (r["vmalloc"][0], src), (r["vmalloc"][1], src)
+            vmm_s, vmm_e = (r["vmemmap"][0], src), (r["vmemmap"][1], src)
+            if "bpf" in r:
+                b.add("vmalloc", "BPF JIT region", r["bpf"][0], r["bpf"][1], src, src)
+            b.add("pci-io", "PCI I/O window", r["pci"][0], r["pci"][1], src, src)
+            b.add("fixmap", "fixmap", r["fixmap"][0], r["fixmap"][1], src + " (start approximate)", src)
     if mod_s[0] is not None and mod_e[0] is not None:
         b.add("module", "module area (MODULES_VADDR..MODULES_END)", mod_s[0], mod_e[0], mod_s[1], mod_e[1],
               "with KASLR, modules are placed near the randomised image instead")
@@ -368,6 +380,7 @@ def _arm64(b: _Builder) -> None:
         b.add("vmalloc", "vmalloc/vmap/ioremap", vm_s[0], vm_e[0], vm_s[1], vm_e[1])
     else:
         b.missing.append("NUMBER(VMALLOC_START/END)")
+    from_numbers = vmm_s[1].startswith("NUMBER")
     if vmm_s[0] is not None and vmm_e[0] is not None:
         struct_page = int(info.text("SIZE(page)") or 64)
         reach = (-(1 << runtime)) & MASK64
@@ -379,7 +392,9 @@ def _arm64(b: _Builder) -> None:
                   f"{vmm_s[1]} + struct pages of the unreachable linear range", vmm_e[1])
         else:
             b.add("vmemmap", "struct page array (vmemmap)", vmm_s[0], vmm_e[0], vmm_s[1], vmm_e[1])
-        if vmm_e[0] == (-(1 << 30)) & MASK64:
+        if not from_numbers:
+            pass
+        elif vmm_e[0] == (-(1 << 30)) & MASK64:
             # 6.9+ layout (Linux kernel v6.9 arm64 VA-space reorganisation):
             # PCI I/O and the fixmap moved above vmemmap.
             pci = vmm_e[0] + (8 << 20)
@@ -402,6 +417,57 @@ def _arm64(b: _Builder) -> None:
         b.image_bounds(None, None, "")
     b.values["page_shift"], b.sources["page_shift"] = page_shift, "PAGESIZE"
     b.percpu()
+
+
+def _arm64_era(b: _Builder, va_bits: int, va_bits_min: int, page_shift: int, flipped: bool,
+               page_offset: int):
+    """Region bounds by the formulas of arm64 kernels older than 5.18 (no vmcoreinfo ranges).
+
+    Returns (era name, {name: (start, end)}) or None.  Pre-5.4 is told by
+    ``_stext`` below PAGE_OFFSET (the caller's ``flipped``).  Between the
+    5.4-5.10 and 5.11-5.17 formulas the page tables decide: the era whose
+    vmemmap maps the struct page of the first RAM page wins.  Formulas:
+    ``arch/arm64/include/asm/memory.h`` and ``pgtable.h`` of each era.
+    """
+    m128 = 128 << 20
+    levels = -(-(va_bits - page_shift) // (page_shift - 3))
+    pud_size = 1 << (page_shift + min(levels - 1, 2) * (page_shift - 3))
+    vmemmap_shift = page_shift - 6   # STRUCT_PAGE_MAX_SHIFT = 6
+    if not flipped:
+        va_start = (-(1 << va_bits)) & MASK64
+        size = 1 << (va_bits - page_shift - 1 + 6)
+        vmemmap = page_offset - size
+        pci_end = vmemmap - (2 << 20)
+        return "pre-5.4 (linear map in the upper half)", {
+            "bpf": (va_start, va_start + m128), "modules": (va_start + m128, va_start + 2 * m128),
+            "vmalloc": (va_start + 2 * m128, page_offset - pud_size - size - (64 << 10)),
+            "vmemmap": (vmemmap, page_offset), "pci": (pci_end - (16 << 20), pci_end),
+            "fixmap": (pci_end - (16 << 20) - (6 << 20), pci_end - (16 << 20) - (2 << 20))}
+    page_end = (-(1 << (va_bits_min - 1))) & MASK64
+    size = ((page_end - page_offset) & MASK64) >> vmemmap_shift
+    eras = []
+    start_b = (-size - (2 << 20)) & MASK64
+    pci_b = start_b - (2 << 20)
+    eras.append(("5.4-5.10", start_b, {
+        "bpf": (page_end, page_end + m128), "modules": (page_end + m128, page_end + 2 * m128),
+        "vmalloc": (page_end + 2 * m128, (-pud_size - size - (64 << 10)) & MASK64),
+        "vmemmap": (start_b, start_b + size), "pci": (pci_b - (16 << 20), pci_b),
+        "fixmap": (pci_b - (16 << 20) - (6 << 20), pci_b - (16 << 20) - (2 << 20))}))
+    start_c = (-(1 << (va_bits - vmemmap_shift))) & MASK64
+    eras.append(("5.11-5.17", start_c, {
+        "modules": (page_end, page_end + m128), "vmalloc": (page_end + m128, start_c - (256 << 20)),
+        "vmemmap": (start_c, start_c + size), "pci": (start_c - (24 << 20), start_c - (8 << 20)),
+        "fixmap": (start_c - (36 << 20), start_c - (32 << 20))}))
+    first_ram = min((s for s, _ in b.ev.ram), default=None)
+    phys_offset = b.values.get("PHYS_OFFSET")
+    if first_ram is not None and phys_offset is not None:
+        for name, start, ranges in eras:
+            page_va = start + ((first_ram - phys_offset) >> page_shift) * 64
+            if b.ev.translate(page_va) is not None:
+                b.sources["arm64 era"] = "page tables: vmemmap of the first RAM page is mapped there"
+                return name, ranges
+    b.missing.append("arm64 layout era (no vmcoreinfo ranges, no mapped vmemmap found)")
+    return None
 
 
 def discover(ev: Evidence) -> Layout:
