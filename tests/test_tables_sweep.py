@@ -1,0 +1,180 @@
+"""Whole-tree sweeps (``tables.sweep``, ``leaves``, ``table_pages``) against the model.
+
+Oracle: the model's ground truth: ``mapped_ranges()`` (coalesced runs of what
+was mapped), ``entries()`` and ``entry_pa()`` (where it put every table), never
+a reading of the bytes.  Format and root come from the model's VMCOREINFO.
+"""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from kmemdbg.arch.base import TABLE_LOOP, TABLE_UNREADABLE
+from kmemdbg.memory import TableCache
+from kmemdbg.tables import TreeEntry, TreeFault, leaf_pa, leaves, sweep, table_pages
+from kmemdbg.walk import Walker
+from test_model_walker import CASE_IDS, CASES, HOLE_PA, _free_va, env, fresh
+
+M64 = (1 << 64) - 1
+BASE = CASES[:14]
+BASE_IDS = CASE_IDS[:14]
+
+
+def coalesce(fmt, entries):
+    """Leaf entries -> [(va, size, pa, page_size)] runs, joined like the model's
+    mapped_ranges(): same leaf size, contiguous in VA and PA."""
+    out = []
+    for e in entries:
+        pa = leaf_pa(fmt, e)
+        if out and out[-1][0] + out[-1][1] == e.va and out[-1][2] + out[-1][1] == pa \
+                and out[-1][3] == e.size:
+            out[-1][1] += e.size
+        else:
+            out.append([e.va, e.size, pa, e.size])
+    return [tuple(r) for r in out]
+
+
+def model_tables(space):
+    """{table pa: depth} of every table on the path of every entry the model recorded."""
+    geo = space.geometry
+    out = {}
+    for level, va, raw, kind in space.entries():
+        for d in range(geo.depth_of(level) + 1):
+            out[space.entry_pa(va, d) & ~(geo.table_bytes - 1)] = d
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_leaves_coalesce_to_exactly_the_model_mapped_ranges(case):
+    e = env(case)
+    cache = TableCache(e.model.memory)
+    got = coalesce(e.fmt, leaves(e.fmt, cache, e.tables.root_pa))
+    assert got == [tuple(r) for r in e.ranges]
+    # every table page read exactly once for the whole sweep
+    assert cache.reads == e.model.space.table_count()
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_user_tree_leaves_are_the_user_mapped_ranges(case):
+    e = env(case)
+    user = e.model.user
+    got = coalesce(e.fmt, leaves(e.fmt, TableCache(e.model.memory), user.root_pa, high=False))
+    assert got == [tuple(r) for r in user.mapped_ranges()]
+    assert all(va < 1 << 63 for va, *_ in got)
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_table_pages_finds_every_table_the_model_wrote_at_its_level(case):
+    e = env(case)
+    for space, root in ((e.model.space, e.tables.root_pa), (e.model.user, e.model.user.root_pa)):
+        got = table_pages(e.fmt, TableCache(e.model.memory), root,
+                          high=space is e.model.space)
+        want = model_tables(space)
+        assert got == want
+        assert len(got) == space.table_count()
+
+
+@pytest.mark.parametrize("case", BASE, ids=BASE_IDS)
+def test_sweep_yields_entries_in_va_order_and_each_leaf_walks_the_same(case):
+    e = env(case)
+    items = list(sweep(e.fmt, TableCache(e.model.memory), e.tables.root_pa))
+    assert all(isinstance(i, TreeEntry) for i in items)
+    vas = [i.va for i in items]
+    assert vas == sorted(vas)
+    walker = e.walker()
+    leafs = [i for i in items if i.kind == "leaf"]
+    for item in leafs[::max(len(leafs) // 400, 1)]:
+        w = walker.walk(item.va + item.size - 1)
+        assert (w.pa, w.page_size) == (leaf_pa(e.fmt, item) + item.size - 1, item.size)
+        assert w.steps[-1].raw == item.raw and tuple(s.raw for s in w.steps) == item.raws
+        assert e.fmt.levels[item.level].name == w.steps[-1].level
+
+
+@pytest.mark.parametrize("case", BASE, ids=BASE_IDS)
+def test_va_window_yields_only_leaves_overlapping_it(case):
+    e = env(case)
+    cache = TableCache(e.model.memory)
+    full = list(leaves(e.fmt, cache, e.tables.root_pa))
+    mid = e.ranges[len(e.ranges) // 2]
+    lo, hi = mid.va + 1, mid.va + mid.size + 5 * e.model.params["page_size"]
+    got = list(leaves(e.fmt, cache, e.tables.root_pa, lo, hi))
+    assert got == [x for x in full if x.va + x.size > lo and x.va < hi]
+    assert got and got[0].va <= lo
+
+
+@pytest.mark.parametrize("case", BASE, ids=BASE_IDS)
+def test_shared_table_at_the_same_level_is_yielded_under_both_vas(case):
+    """A last-level table made reachable from a second entry one level up (as the KASAN
+    early shadow shares tables): its leaves come out at both VAs, it is read once and
+    table_pages lists it once, at its level."""
+    model, kt = fresh(case)
+    sp, geo = model.space, model.space.geometry
+    last = len(geo.levels) - 1
+    va1 = next(va for level, va, raw, kind in sp.entries()
+               if kind == "mapped" and level == geo.levels[last].name)
+    shared = sp.entry_pa(va1, last) & ~(geo.table_bytes - 1)
+    span = geo.levels[last - 1].entry_span
+    base1 = va1 & ~(span - 1) & M64
+    base2 = _free_va(model, span, last - 1, random.Random(1))
+    sp.plant(base2, geo.levels[last - 1].name, sp.encoder.table(shared))
+    cache = TableCache(model.memory)
+    out = list(leaves(kt.format, cache, kt.root_pa))
+    under1 = [(x.va - base1, leaf_pa(kt.format, x), x.raw) for x in out
+              if base1 <= x.va < base1 + span]
+    under2 = [(x.va - base2, leaf_pa(kt.format, x), x.raw) for x in out
+              if base2 <= x.va < base2 + span]
+    assert under1 and under1 == under2
+    assert all(x.table_pa == shared for x in out if base2 <= x.va < base2 + span)
+    pages = table_pages(kt.format, TableCache(model.memory), kt.root_pa)
+    assert pages[shared] == last
+    assert list(pages).count(shared) == 1
+    assert cache.reads == len(pages)
+    # the walker agrees on the second VA (oracle: the model's truth at the first)
+    off = under1[0][0] + 0x10
+    w = Walker(kt.format, model.memory, kt.root_pa).walk(base2 + off)
+    assert w.pa == model.truth(base1 + off).pa
+
+
+@pytest.mark.parametrize("case", BASE, ids=BASE_IDS)
+@pytest.mark.parametrize("target", ["root", "parent"])
+def test_table_loop_yields_a_tree_fault_and_the_sweep_terminates(case, target):
+    model, kt = fresh(case)
+    sp, geo = model.space, model.space.geometry
+    last = len(geo.levels) - 1
+    va = next(va for level, va, raw, kind in sp.entries()
+              if kind == "mapped" and level == geo.levels[last].name)
+    pointee = kt.root_pa if target == "root" else \
+        sp.entry_pa(va, last - 1) & ~(geo.table_bytes - 1)
+    want_level = 0 if target == "root" else last - 1
+    sp.plant(va, geo.levels[last - 1].name, sp.encoder.table(pointee))
+    items = list(sweep(kt.format, TableCache(model.memory), kt.root_pa))
+    faults = [i for i in items if isinstance(i, TreeFault)]
+    assert len(faults) == 1
+    f = faults[0]
+    assert (f.reason, f.level, f.table_pa) == (TABLE_LOOP, last, pointee)
+    span = geo.levels[last - 1].entry_span
+    assert f.va == va & ~(span - 1) & M64 and f.size == span
+    assert geo.levels[want_level].name in f.detail
+    # the rest of the tree is still swept: every other model range is a leaf run
+    got = coalesce(kt.format, [i for i in items if isinstance(i, TreeEntry) and i.kind == "leaf"])
+    assert got == [tuple(r) for r in model.mapped_ranges()]
+
+
+@pytest.mark.parametrize("case", BASE, ids=BASE_IDS)
+def test_table_in_a_physical_hole_yields_table_unreadable_and_is_not_a_table_page(case):
+    model, kt = fresh(case)
+    sp, geo = model.space, model.space.geometry
+    va = next(va for level, va, raw, kind in sp.entries()
+              if kind == "mapped" and level == geo.levels[-1].name)
+    sp.plant(va, geo.levels[1].name if len(geo.levels) > 2 else geo.levels[0].name,
+             sp.encoder.table(HOLE_PA))
+    depth = 2 if len(geo.levels) > 2 else 1
+    items = list(sweep(kt.format, TableCache(model.memory), kt.root_pa))
+    faults = [i for i in items if isinstance(i, TreeFault)]
+    assert [(f.reason, f.level, f.table_pa) for f in faults] == \
+        [(TABLE_UNREADABLE, depth, HOLE_PA)]
+    assert f"0x{HOLE_PA:x}" in faults[0].detail
+    assert HOLE_PA not in table_pages(kt.format, TableCache(model.memory), kt.root_pa)
+    got = coalesce(kt.format, [i for i in items if isinstance(i, TreeEntry) and i.kind == "leaf"])
+    assert got == [tuple(r) for r in model.mapped_ranges()]
