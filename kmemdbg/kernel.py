@@ -277,7 +277,11 @@ class Kernel(Session):
         return Classification(va, region, alloc)
 
     # -- cross-check ----------------------------------------------------------
-    def describe_pa(self, pa: int) -> PhysInfo:
+    def _pa_evidence(self):
+        """What describe_pa needs, worked out once: vmemmap, image range, RAM end (physical)."""
+        cached = getattr(self, "_pa_ev", None)
+        if cached is not None:
+            return cached
         vmemmap = self.info.symbol("vmemmap")
         if vmemmap is None and self.arch == "x86_64":
             vmemmap = self.layout.value("vmemmap_base")
@@ -287,23 +291,31 @@ class Kernel(Session):
             lo, hi = kernel_pa(self.layout, text).pa, kernel_pa(self.layout, end).pa
             if lo is not None and hi is not None:
                 image = (lo, hi)
-
-        def read_virt(va: int, n: int) -> Optional[bytes]:
-            try:
-                return self.read(va, n)
-            except Exception:  # noqa: BLE001
-                return None
-        slab_of = None
-        objs = self.objects()
-        if objs is not None and hasattr(objs, "slab_cache_name"):
-            slab_of = objs.slab_cache_name
         ram_end = None
         max_pfn = self.symbols.address("max_pfn")
         if max_pfn is not None:
             value = self._read_int(max_pfn, 8)
             if value:
                 ram_end = (value * self.tables.format.page_size, "the kernel's max_pfn")
-        return describe(pa, self.info, self.ram(), self.table_pages(), self.tables.format.page_size,
+        slab_of = None
+        objs = self.objects()
+        if objs is not None and hasattr(objs, "slab_cache_name"):
+            slab_of = objs.slab_cache_name
+        self._pa_ev = (vmemmap, image, ram_end, slab_of, self.ram())
+        return self._pa_ev
+
+    def describe_pa(self, pa: int) -> PhysInfo:
+        """What physical ``pa`` holds: beyond RAM, a hole, a page-table page, free, slab..."""
+        vmemmap, image, ram_end, slab_of, ram = self._pa_evidence()
+
+        def read_virt(va: int, n: int) -> Optional[bytes]:
+            try:
+                return self.read(va, n)
+            except Exception:  # noqa: BLE001
+                return None
+        if ram_end is not None and pa >= ram_end[0]:
+            return describe(pa, self.info, ram, {}, self.tables.format.page_size, ram_end=ram_end)
+        return describe(pa, self.info, ram, self.table_pages(), self.tables.format.page_size,
                         image, vmemmap, read_virt, slab_of, ram_end)
 
     def check_virt_to_phys(self, va: int, claimed_pa: Optional[int] = None, size: int = 1) -> Check:
@@ -312,50 +324,73 @@ class Kernel(Session):
         ``size`` (bytes) checks a range and lists the true frame of every page.
         """
         va &= MASK64
-        cls = self.classify(va)
-        region = cls.region
-        arith = kernel_pa(self.layout, va)
         walk = self.translate(va)
+        fault = None if walk.fault is None else (walk.fault.level, walk.fault.reason)
         page = self.tables.format.page_size
         pages: List[Tuple[int, Optional[int]]] = []
         if size > 1:
             first = va - va % page
             for p in range(first, va + size, page):
                 pages.append((p, self.translate(p).pa))
+        return self._check(va, claimed_pa, walk.pa, fault, tuple(pages), {})
+
+    def check_many(self, vas: Sequence[int], claimed: Optional[Sequence[Optional[int]]] = None) -> List[Check]:
+        """:meth:`check_virt_to_phys` for many addresses, sharing one batch translation.
+
+        ``claimed`` (parallel to ``vas``) gives claimed physical addresses.
+        What a bogus physical frame holds is worked out once per frame.
+        """
+        batch = self.walker.translate_many(vas)
+        memo: Dict[int, PhysInfo] = {}
+        out = []
+        for i, va in enumerate(batch.vas):
+            out.append(self._check(va, claimed[i] if claimed else None, batch.pas[i], batch.faults[i], (), memo))
+        return out
+
+    def _describe_cached(self, pa: int, memo: Dict[int, PhysInfo]) -> PhysInfo:
+        frame = pa - pa % self.tables.format.page_size
+        got = memo.get(frame)
+        if got is None:
+            got = memo[frame] = self.describe_pa(frame)
+        return PhysInfo(pa, got.kind, got.detail)
+
+    def _check(self, va: int, claimed_pa: Optional[int], walk_pa: Optional[int],
+               fault: Optional[Tuple[Optional[str], str]], pages, memo) -> Check:
+        cls = self.classify(va)
+        region = cls.region
+        arith = kernel_pa(self.layout, va)
         where = f"{region.kind} address ({region.name})"
         if cls.allocation is not None:
             where += f", {cls.allocation.kind} {cls.allocation.name}"
-        if region.kind == "non-canonical" or (walk.fault is not None and walk.fault.reason == "non-canonical"):
+        if region.kind == "non-canonical" or (fault is not None and fault[1] == "non-canonical"):
             return Check(va, arith.pa, None, claimed_pa, NOT_APPLICABLE, region,
-                         f"{where}: no translation exists for it", arith.branch, arith.debug_virtual, tuple(pages))
+                         f"{where}: no translation exists for it", arith.branch, arith.debug_virtual, pages)
         if arith.pa is None and claimed_pa is None:
-            return Check(va, None, walk.pa, None, NOT_APPLICABLE, region,
-                         f"{where}: __pa() cannot be computed: {arith.branch}", arith.branch, "", tuple(pages))
+            return Check(va, None, walk_pa, None, NOT_APPLICABLE, region,
+                         f"{where}: __pa() cannot be computed: {arith.branch}", arith.branch, "", pages)
         subject = claimed_pa if claimed_pa is not None else arith.pa
         label = "the claimed physical address is" if claimed_pa is not None else "__pa() arithmetic gives"
-        if walk.fault is not None:
-            bogus = self.describe_pa(subject) if subject is not None else None
+        if fault is not None:
+            bogus = self._describe_cached(subject, memo)
             text = (f"{where}: {label} 0x{subject:x}, but the page tables do not map it "
-                    f"({walk.fault.reason} at {walk.fault.level})")
-            if bogus:
-                text += f"; 0x{subject:x} is {bogus.detail}"
+                    f"({fault[1]} at {fault[0]}); 0x{subject:x} is {bogus.detail}")
             return Check(va, arith.pa, None, claimed_pa, UNMAPPED, region, text, arith.branch,
-                         arith.debug_virtual, tuple(pages), bogus.kind if bogus else None)
-        if subject == walk.pa:
+                         arith.debug_virtual, pages, bogus.kind)
+        if subject == walk_pa:
             text = f"{where}: {label} 0x{subject:x}, as the page tables say"
-            return Check(va, arith.pa, walk.pa, claimed_pa, OK, region, text, arith.branch,
-                         arith.debug_virtual, tuple(pages))
-        bogus = self.describe_pa(subject)
+            return Check(va, arith.pa, walk_pa, claimed_pa, OK, region, text, arith.branch,
+                         arith.debug_virtual, pages)
+        bogus = self._describe_cached(subject, memo)
         how = f" ({arith.branch})" if claimed_pa is None else ""
         text = (f"{where}: {label} 0x{subject:x}{how}, which is {bogus.detail}; "
-                f"the page tables map it to 0x{walk.pa:x}")
+                f"the page tables map it to 0x{walk_pa:x}")
         if claimed_pa is not None and arith.pa is not None and claimed_pa == arith.pa:
             text += "; the claimed value equals __pa() of the pointer: virt_to_phys() used on a " \
                     "non-linear address"
         if pages and len({p for _, p in pages if p is not None}) > 1:
             text += f"; the range spans {len(pages)} pages"
-        return Check(va, arith.pa, walk.pa, claimed_pa, MISMATCH, region, text, arith.branch,
-                     arith.debug_virtual, tuple(pages), bogus.kind)
+        return Check(va, arith.pa, walk_pa, claimed_pa, MISMATCH, region, text, arith.branch,
+                     arith.debug_virtual, pages, bogus.kind)
 
     # -- reverse map ----------------------------------------------------------
     def _reverse_map(self):

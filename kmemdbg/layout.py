@@ -17,6 +17,7 @@ Physical quantities (``phys_base``, ``phys_offset``) say so in their names.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -101,14 +102,31 @@ class Layout:
 
     def region_of(self, va: int) -> Region:
         """The most specific region holding virtual ``va`` (an ``unknown`` region when none)."""
-        va &= MASK64
-        for r in self.regions:
-            if r.start <= va < r.end:
-                return r
-        lo = max((r.end for r in self.regions if r.end <= va), default=0)
-        hi = min((r.start for r in self.regions if r.start > va), default=1 << 64)
-        return Region("unknown", "unassigned kernel hole", lo, hi, "gap between known regions",
-                      "gap between known regions")
+        starts, owners = self._index()
+        i = bisect.bisect_right(starts, va & MASK64) - 1
+        return owners[i]
+
+    def _index(self):
+        """Flatten the prioritised regions into sorted, non-overlapping segments (built once)."""
+        cached = self.__dict__.get("_segments")
+        if cached is not None:
+            return cached
+        cuts = sorted({0} | {r.start for r in self.regions} | {r.end for r in self.regions if r.end < 1 << 64})
+        starts, owners = [], []
+        for i, lo in enumerate(cuts):
+            hi = cuts[i + 1] if i + 1 < len(cuts) else 1 << 64
+            owner = next((r for r in self.regions if r.start <= lo < r.end), None)
+            if owner is None:
+                below = max((r.end for r in self.regions if r.end <= lo), default=0)
+                above = min((r.start for r in self.regions if r.start >= hi), default=1 << 64)
+                owner = Region("unknown", "unassigned kernel hole", below, above,
+                               "gap between known regions", "gap between known regions")
+            if owners and owners[-1] is owner:
+                continue
+            starts.append(lo)
+            owners.append(owner)
+        object.__setattr__(self, "_segments", (starts, owners))
+        return starts, owners
 
 
 @dataclass
