@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -38,7 +39,7 @@ RECIPES_PATH = os.path.join(HERE, "recipes.json")
 
 # Bump when the build procedure changes what ends up in a recipe's folder,
 # so that cached results from an older factory are rebuilt.
-FACTORY_VERSION = 1
+FACTORY_VERSION = 2   # 2: the kmemdbg_probe module in every guest, probe sections in truth.json
 
 BOOT_TIMEOUT_S = 900      # TCG on 2 shared cores; arm64 -cpu max boots in ~10-30 s
 DUMP_TIMEOUT_S = 600
@@ -53,7 +54,22 @@ HOST_TOOLS = {
     "cpio": "cpio",
     "dpkg-deb": "dpkg",
     "apt-get": "apt",
+    "make": "make",
+    # the probe module is built with the compiler the kernel was built with
+    # (Debian's headers name it: $(CROSS_COMPILE)gcc-12)
+    "x86_64-linux-gnu-gcc-12": "gcc-12",
+    "x86_64-linux-gnu-objcopy": "binutils-x86-64-linux-gnu",
+    "aarch64-linux-gnu-gcc-12": "gcc-12-aarch64-linux-gnu",
+    "aarch64-linux-gnu-objcopy": "binutils-aarch64-linux-gnu",
 }
+
+# The ground-truth probe module (vmcores/probe/), built per recipe against
+# the Debian headers packages the recipe names; arm64 ones are cross-built.
+PROBE_DIR = os.path.join(HERE, "probe")
+PROBE_SOURCES = ("kmemdbg_probe.c", "Kbuild")
+PROBE_MODULE = "kmemdbg_probe"
+CROSS_COMPILE = {"x86_64": "x86_64-linux-gnu-", "aarch64": "aarch64-linux-gnu-"}
+PROBE_TIMEOUT_S = 600
 
 ELF_NAME = "vmcore.elf"
 KDUMP_NAME = "vmcore.kdump"
@@ -83,17 +99,31 @@ def recipe_dir(name: str) -> str:
     return os.path.join(cache_root(), "vmcores", name)
 
 
+def guest_modules(recipe: Dict[str, Any]) -> List[str]:
+    """The modules /init loads, in order: the recipe's, then the probe."""
+    return list(recipe.get("modules", [])) + ([PROBE_MODULE] if recipe.get("probe") else [])
+
+
+def probe_sources() -> Dict[str, str]:
+    """sha256 of each probe source file (part of the recipe hash)."""
+    return {fn: sha256_file(os.path.join(PROBE_DIR, fn)) for fn in PROBE_SOURCES}
+
+
 def recipe_hash(name: str, doc: Optional[Dict[str, Any]] = None) -> str:
     """sha256 over what determines a recipe's output: the recipe, the helper
-    packages it uses, the guest /init text and FACTORY_VERSION."""
+    packages it uses, the guest /init text, the probe's sources and
+    FACTORY_VERSION."""
     doc = doc or load_recipes()
     recipe = doc["recipes"][name]
     blob = {
         "recipe": recipe,
         "busybox": doc["helpers"][recipe["busybox"]],
-        "init": guest.init_script(recipe.get("modules", [])),
+        "init": guest.init_script(guest_modules(recipe)),
         "factory_version": FACTORY_VERSION,
     }
+    if recipe.get("probe"):
+        blob["probe"] = {"headers": [doc["helpers"][h] for h in recipe["probe"]["headers"]],
+                         "sources": probe_sources()}
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 
@@ -140,15 +170,19 @@ def run(cmd: List[str], stage: str, timeout: float, **kw: Any) -> subprocess.Com
 
 # --- host tools -------------------------------------------------------------------
 
-def ensure_host_tools(arches: List[str]) -> None:
+def ensure_host_tools(arches: List[str], probe_arches: Optional[List[str]] = None) -> None:
     """apt-get install whatever this build needs and the host lacks; enable
     the arm64 foreign architecture when an arm64 recipe is built (the arm64
-    kernel and busybox .debs are only downloaded and unpacked, never installed)."""
+    kernel, headers and busybox .debs are only downloaded and unpacked, never
+    installed). ``probe_arches``: architectures whose probe module is built
+    (make and the matching gcc-12, a cross compiler for arm64)."""
     needed = ["makedumpfile", "xz", "cpio", "dpkg-deb", "apt-get"]
     if "x86_64" in arches:
         needed.append("qemu-system-x86_64")
     if "aarch64" in arches:
         needed.append("qemu-system-aarch64")
+    for arch in probe_arches or []:
+        needed += ["make", CROSS_COMPILE[arch] + "gcc-12", CROSS_COMPILE[arch] + "objcopy"]
     missing = sorted({HOST_TOOLS[t] for t in needed if shutil.which(t) is None})
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     if "aarch64" in arches:
@@ -220,6 +254,93 @@ def unpack_deb(deb: str, timings: Dict[str, float]) -> str:
         os.rename(tmp, dest)
     timings["unpack"] = timings.get("unpack", 0.0) + time.monotonic() - t0
     return dest
+
+
+# --- the probe module ----------------------------------------------------------------
+
+def headers_tree(pkgs: List[Dict[str, str]], release: str, timings: Dict[str, float]) -> str:
+    """The kernel build tree for ``release``: the headers .debs (flavour,
+    -common, linux-kbuild) unpacked together into one folder of the cache,
+    never installed. Returns the folder that ``make -C`` takes."""
+    debs = [fetch_deb(p, timings) for p in pkgs]
+    key = hashlib.sha256("\n".join(sorted(os.path.basename(d) for d in debs)).encode()).hexdigest()[:12]
+    root = os.path.join(cache_root(), "unpacked", "kbuild-%s-%s" % (release, key))
+    t0 = time.monotonic()
+    if not os.path.isfile(os.path.join(root, ".complete")):
+        tmp = root + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
+        os.makedirs(tmp)
+        for deb in debs:
+            run(["dpkg-deb", "-x", deb, tmp], "unpack", 600)
+        kdir = os.path.join(tmp, "usr", "src", "linux-headers-" + release)
+        if not os.path.isfile(os.path.join(kdir, "Makefile")):
+            raise BuildError("unpack", "the headers packages hold no usr/src/linux-headers-%s/Makefile" % release)
+        shutil.copyfile(os.path.join(kdir, "Makefile"), os.path.join(kdir, "Makefile.debian"))
+        open(os.path.join(tmp, ".complete"), "w").close()
+        os.rename(tmp, root)
+    kdir = os.path.join(root, "usr", "src", "linux-headers-" + release)
+    # Debian's flavour Makefile is one line, "include /usr/src/linux-headers-
+    # <version>-common/Makefile": point it at the -common tree unpacked here
+    # (rewritten each time, so that a moved cache still builds). The
+    # scripts/ and tools/ links into linux-kbuild are relative already.
+    with open(os.path.join(kdir, "Makefile.debian")) as f:
+        text = f.read()
+    with open(os.path.join(kdir, "Makefile"), "w") as f:
+        f.write(re.sub(r"^include /usr/src/", "include %s/usr/src/" % root, text, flags=re.M))
+    timings["unpack"] = timings.get("unpack", 0.0) + time.monotonic() - t0
+    return kdir
+
+
+def build_probe(recipe: Dict[str, Any], doc: Dict[str, Any], work: str, timings: Dict[str, float]) -> bytes:
+    """Build vmcores/probe against the recipe's headers; the .ko (debug info
+    stripped) is also kept as ``kmemdbg_probe.ko`` in the recipe folder."""
+    release = recipe["kernel"]["release"]
+    kdir = headers_tree([doc["helpers"][h] for h in recipe["probe"]["headers"]], release, timings)
+    t0 = time.monotonic()
+    src = tempfile.mkdtemp(prefix="kmemdbg-probe-")  # kbuild dislikes spaces and colons in M=
+    try:
+        for fn in PROBE_SOURCES:
+            shutil.copyfile(os.path.join(PROBE_DIR, fn), os.path.join(src, fn))
+        # CONFIG_DEBUG_INFO_BTF_MODULES= : no BTF for the probe, so pahole is not needed.
+        # CROSS_COMPILE: 6.12's headers set it themselves; 6.1's arm64 ones only
+        # when dpkg says the build is a cross build, which it cannot say here.
+        cmd = ["make", "-C", kdir, "M=" + src, "modules", "CONFIG_DEBUG_INFO_BTF_MODULES=",
+               "CROSS_COMPILE=" + CROSS_COMPILE[recipe["arch"]]]
+        try:
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=PROBE_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise BuildError("probe", "make of the probe module failed: %s" % exc)
+        with open(os.path.join(work, "probe-build.log"), "wb") as f:
+            f.write(b" ".join(c.encode() for c in cmd) + b"\n" + proc.stdout)
+        ko = os.path.join(src, PROBE_MODULE + ".ko")
+        if proc.returncode != 0 or not os.path.isfile(ko):
+            errors = [ln for ln in proc.stdout.decode(errors="replace").splitlines() if "error" in ln.lower()]
+            raise BuildError("probe", "make of the probe module exited %d: %s (see %s)"
+                             % (proc.returncode, (errors or ["?"])[0].strip(),
+                                os.path.join(work, "probe-build.log")))
+        run([CROSS_COMPILE[recipe["arch"]] + "objcopy", "--strip-debug", ko], "probe", 120)
+        with open(ko, "rb") as f:
+            data = f.read()
+    finally:
+        shutil.rmtree(src, ignore_errors=True)
+    vermagic = guest.modinfo(data).get("vermagic", "")
+    if vermagic.split(" ")[0] != release:
+        raise BuildError("probe", "the probe was built for %r, the kernel is %s" % (vermagic, release))
+    with open(os.path.join(work, PROBE_MODULE + ".ko"), "wb") as f:
+        f.write(data)
+    timings["probe"] = time.monotonic() - t0
+    return data
+
+
+def check_probe(facts: Dict[str, Any], serial: str) -> None:
+    """The probe ran to its end and stayed loaded."""
+    names = [e["name"] for e in facts["probe"]]
+    if "end" not in names:
+        raise BuildError("probe", "the probe printed %d lines and no 'end' line (insmod failed?)" % len(names),
+                         serial)
+    if not any(m["name"] == PROBE_MODULE for m in facts["modules"]):
+        raise BuildError("probe", "%s is not in /proc/modules" % PROBE_MODULE, serial)
 
 
 # --- QEMU -------------------------------------------------------------------------
@@ -373,6 +494,9 @@ def build_recipe(name: str, doc: Dict[str, Any], force: bool = False) -> Dict[st
             busybox = f.read()
     except (OSError, RuntimeError, ValueError) as exc:
         raise BuildError("initramfs", str(exc))
+    if recipe.get("probe"):
+        mods.append((PROBE_MODULE, build_probe(recipe, doc, work, timings)))
+        t0 = time.monotonic()
     initrd = os.path.join(work, "initrd.gz")
     with open(initrd, "wb") as f:
         f.write(guest.build_initramfs(busybox, mods))
@@ -397,6 +521,17 @@ def build_recipe(name: str, doc: Dict[str, Any], force: bool = False) -> Dict[st
     if vmci is None:
         raise BuildError("truth", "the ELF dump has no VMCOREINFO note (qemu_fw_cfg not loaded?)", serial)
     facts = truth.build_truth(name, sec, vmci, core["loads"])
+    if recipe.get("probe"):
+        check_probe(facts, serial)
+        with open(os.path.join(work, PROBE_MODULE + ".ko"), "rb") as f:
+            ko = f.read()
+        facts["probe_module"] = {
+            "name": PROBE_MODULE, "sha256": hashlib.sha256(ko).hexdigest(), "size": len(ko),
+            "vermagic": guest.modinfo(ko).get("vermagic"),
+            "headers": ["%s=%s" % (doc["helpers"][h]["package"], doc["helpers"][h]["version"])
+                        for h in recipe["probe"]["headers"]],
+            "sources": probe_sources(),
+        }
     for section in ("vmallocinfo", "modules", "iomem", "meminfo"):
         if not sec.get(section):
             raise BuildError("truth", "the guest printed no %s section" % section, serial)
@@ -480,7 +615,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     failed = 0
     if not args.no_install and not all(built(n, doc) for n in todo):
         try:
-            ensure_host_tools(sorted({doc["recipes"][n]["arch"] for n in todo}))
+            ensure_host_tools(sorted({doc["recipes"][n]["arch"] for n in todo}),
+                              sorted({doc["recipes"][n]["arch"] for n in todo if doc["recipes"][n].get("probe")}))
         except BuildError as exc:
             print("build.py: host tools: failed at stage %s: %s" % (exc.stage, exc.message), file=sys.stderr)
             return 1

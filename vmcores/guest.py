@@ -55,10 +55,12 @@ b version; cat /proc/version; e version
 b cmdline; cat /proc/cmdline; e cmdline
 b fw_cfg; ls /sys/firmware/qemu_fw_cfg/by_name/etc/ 2>&1; e fw_cfg
 b sys_kernel_vmcoreinfo; cat /sys/kernel/vmcoreinfo 2>&1; e sys_kernel_vmcoreinfo
+b probe; dmesg | grep 'kmemdbg_probe: '; e probe
 b modules; cat /proc/modules; e modules
 b iomem; cat /proc/iomem; e iomem
 b meminfo; cat /proc/meminfo; e meminfo
 b kallsyms; grep -E ' (@KALLSYMS@)$' /proc/kallsyms; e kallsyms
+b probe_kallsyms; grep -E ' kmemdbg_probe_[a-z_]+[[:space:]]+\[kmemdbg_probe\]$' /proc/kallsyms; e probe_kallsyms
 b dmesg; dmesg; e dmesg
 b pause; read -r u < /proc/uptime; echo "$u"
 read -t 3 x
@@ -83,7 +85,7 @@ def init_script(modules: List[str]) -> str:
 
 # --- modules ---------------------------------------------------------------
 
-def _modinfo(ko: bytes) -> Dict[str, str]:
+def modinfo(ko: bytes) -> Dict[str, str]:
     """The key=value strings of a module's .modinfo section (first of each)."""
     info = {}  # type: Dict[str, str]
     for m in re.finditer(rb"(?<=\x00)(depends|name|vermagic)=([^\x00]*)\x00", ko):
@@ -129,7 +131,7 @@ def resolve_modules(modroot: str, wanted: List[str]) -> List[Tuple[str, bytes]]:
         if name not in index:
             raise RuntimeError("module %s not found under %s" % (name, modroot))
         ko = _read_ko(index[name])
-        deps = [d for d in _modinfo(ko).get("depends", "").split(",") if d]
+        deps = [d for d in modinfo(ko).get("depends", "").split(",") if d]
         for dep in deps:
             visit(dep, chain + (name,))
         seen.add(name)

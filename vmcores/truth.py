@@ -114,6 +114,38 @@ def parse_kallsyms(lines: List[str]) -> Dict[str, Dict[str, Any]]:
     return out
 
 
+# --- the probe module's printout --------------------------------------------------
+
+PROBE_TAG = "kmemdbg_probe: "
+
+
+def parse_probe(lines: List[str]) -> List[Dict[str, Any]]:
+    """One dict per ``kmemdbg_probe: <name> key=value ...`` line (the dmesg
+    timestamp, if any, is dropped): ``name``, every printed field (0x values
+    as lowercase "0x..." strings, anything else verbatim) and ``line``."""
+    out = []
+    for raw in lines:
+        pos = raw.find(PROBE_TAG)
+        if pos < 0:
+            continue
+        text = raw[pos + len(PROBE_TAG):].strip()
+        words = text.split()
+        # "<name> key=value...": the kernel's own lines under the module's
+        # name ("loading out-of-tree module taints kernel.") are not reports
+        if len(words) < 2 or "=" in words[0] or not all("=" in w for w in words[1:]):
+            continue
+        entry = {"name": words[0]}  # type: Dict[str, Any]
+        for word in words[1:]:
+            key, sep, value = word.partition("=")
+            if re.fullmatch(r"0x[0-9a-fA-F]+", value):
+                entry[key] = hx(int(value, 16))
+            else:
+                entry[key] = value
+        entry["line"] = text
+        out.append(entry)
+    return out
+
+
 # --- dmesg ------------------------------------------------------------------------
 
 # Boot-log lines that describe the memory layout or paging mode. A line is kept
@@ -238,6 +270,8 @@ def build_truth(recipe_name: str, sec: Dict[str, List[str]], vmcoreinfo_text: Op
         "iomem": parse_iomem(sec.get("iomem", [])),
         "meminfo": parse_meminfo(sec.get("meminfo", [])),
         "kallsyms": parse_kallsyms(sec.get("kallsyms", [])),
+        "probe": parse_probe(sec.get("probe", [])),
+        "probe_kallsyms": parse_kallsyms(sec.get("probe_kallsyms", [])),
         "dmesg_memory_layout": parse_dmesg_layout(sec.get("dmesg", [])),
         "vmcoreinfo": parse_vmcoreinfo(vmcoreinfo_text) if vmcoreinfo_text else None,
         "vmcoreinfo_raw": vmcoreinfo_text,
