@@ -104,8 +104,19 @@ def open(core: Optional[str] = None, kcore: bool = False, qmp: Optional[str] = N
         if not os.path.exists(core):
             raise SourceError(f"{core}: no such file")
         with _bopen(core) as f:
-            is_elf = f.read(4) == b"\x7fELF"
-        if is_elf:
+            magic = f.read(16)
+        is_elf = magic[:4] == b"\x7fELF"
+        if magic[:8] in (b"KDUMP   ", b"DISKDUMP") or magic.startswith(b"makedumpfile"):
+            from .sources.kdump import KdumpMemory
+
+            memory = KdumpMemory(core)
+            if memory.missing_bytes and not allow_truncated:
+                raise SourceError(f"{core}: the dump is truncated: {memory.missing_bytes} bytes of page "
+                                  "descriptors are missing (use --allow-truncated to read what is there)")
+            if drgn is not None:
+                prog = _prog_over(memory, core, notes)
+            description = core
+        elif is_elf:
             memory = ElfCoreMemory(core)
             if memory.missing_bytes:
                 msg = f"{core}: the dump is truncated: {memory.missing_bytes} bytes of memory " \
@@ -113,7 +124,7 @@ def open(core: Optional[str] = None, kcore: bool = False, qmp: Optional[str] = N
                 if not allow_truncated:
                     raise SourceError(msg + " (use --allow-truncated to read what is there)")
                 notes.append(msg)
-        if drgn is not None:
+        if drgn is not None and prog is None:
             prog = _open_core_prog(core, notes)
         description = core
     elif kcore:
@@ -163,6 +174,38 @@ def open(core: Optional[str] = None, kcore: bool = False, qmp: Optional[str] = N
         memory = DrgnPhysicalMemory(prog)
     symbols = SymbolTable.from_prog(prog, vmlinux, notes) if prog is not None else SymbolTable.empty()
     return Kernel.build(memory, info, arch_name, description, prog, symbols, notes)
+
+
+def _prog_over(memory, path: str, notes: List[str]):
+    """A drgn Program reading through kmemdbg's own kdump reader (not libkdumpfile).
+
+    QEMU's kdump files name no architecture and, on arm64, use 64 KiB blocks
+    that libkdumpfile misreads; kmemdbg's reader handles both, and drgn then
+    gets symbols (kallsyms) and virtual reads on top of it.
+    """
+    import drgn
+
+    note = memory.note(b"VMCOREINFO")
+    if not note:
+        raise SourceError(f"{path}: the kdump file carries no VMCOREINFO")
+    text = note.split(b"\0", 1)[0]
+    arch = memory.arch or _arch_from_vmcoreinfo(text.decode("ascii", "replace"))
+    if arch is None:
+        raise SourceError(f"{path}: cannot tell the architecture (header says {memory.machine!r})")
+    if memory.arch is None:
+        notes.append(f"the kdump header names machine {memory.machine!r}; took {arch} from VMCOREINFO")
+    prog = drgn.Program(_platform(arch))
+
+    def read_fn(address: int, count: int, offset: int, physical: bool) -> bytes:
+        try:
+            return memory.read(address, count)
+        except Exception as err:  # noqa: BLE001 - reported to drgn as a fault
+            raise drgn.FaultError(str(err), address) from None
+
+    for start, end in memory.ranges():
+        prog.add_memory_segment(start, end - start, read_fn, physical=True)
+    prog.set_linux_kernel_custom(text + b"\n" if not text.endswith(b"\n") else text, False)
+    return prog
 
 
 def _bopen(path: str):

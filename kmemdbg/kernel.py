@@ -154,7 +154,8 @@ class Kernel(Session):
         """Physical ``[start, end)`` ranges of memory the source holds."""
         if isinstance(self.memory, ElfCoreMemory):
             return sorted((pa, pa + memsz) for pa, _f, _o, memsz, _v in self.memory.loads)
-        return []
+        ranges = getattr(self.memory, "ranges", None)
+        return sorted(ranges()) if callable(ranges) else []
 
     def _elf_linear_offset(self) -> Optional[int]:
         if not isinstance(self.memory, ElfCoreMemory):
