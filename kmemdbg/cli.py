@@ -92,9 +92,12 @@ def cmd_classify(args):
 def cmd_vtop(args):
     k = _open(args)
     items, blocks = [], []
+    user = None
+    if args.pid is not None or args.mm is not None:
+        user = k.user_walker(pid=args.pid, mm=parse_address(args.mm, k) if args.mm else None)
     for a in args.addresses:
         va = parse_address(a, k)
-        walk, cls = k.translate(va), k.classify(va)
+        walk, cls = (user or k.walker).walk(va), k.classify(va)
         items.append(render.vtop_json(walk, cls))
         blocks.append(render.vtop_text(walk, cls))
     return _emit(args, items, blocks)
@@ -173,7 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
     add("layout", cmd_layout, "the kernel's regions and where each bound came from")
     add("classify", cmd_classify, "region and allocation of each address", "ADDR")
-    add("vtop", cmd_vtop, "walk the page tables for each address", "ADDR")
+    v = add("vtop", cmd_vtop, "walk the page tables for each address", "ADDR")
+    who = v.add_mutually_exclusive_group()
+    who.add_argument("--pid", type=int, help="walk the user page tables of this task")
+    who.add_argument("--mm", metavar="ADDR", help="walk the user page tables of this struct mm_struct")
     c = add("check", cmd_check, "check virt_to_phys() against the walk", "ADDR[=CLAIMED_PA]")
     c.add_argument("--size", type=int, default=1, help="bytes from ADDR to check page by page")
     add("ptov", cmd_ptov, "every kernel mapping of each physical address", "PHYS")

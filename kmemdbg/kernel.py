@@ -393,6 +393,81 @@ class Kernel(Session):
         return Check(va, arith.pa, walk_pa, claimed_pa, MISMATCH, region, text, arith.branch,
                      arith.debug_virtual, pages, bogus.kind)
 
+    # -- user address spaces ----------------------------------------------------
+    def tasks(self, limit: int = 1 << 16) -> List[Tuple[int, int, int, str]]:
+        """(pid, task_struct VA, mm_struct VA or 0, comm) of every task on the ``init_task`` list.
+
+        Offsets come from BTF; raises KmemdbgError (one line) when types or
+        the list cannot be read.  The walk is bounded by ``limit`` entries.
+        """
+        from .errors import KmemdbgError
+
+        objs = self.objects()
+        if objs is None:
+            raise KmemdbgError(self._objects_error or "no type information for task_struct")
+        btf = objs.btf
+        init = objs.symbol("init_task")
+        if init is None:
+            raise KmemdbgError("no symbol init_task: cannot list tasks")
+        try:
+            o_tasks, o_pid = btf.offset("task_struct", "tasks"), btf.offset("task_struct", "pid")
+            o_mm, o_comm = btf.offset("task_struct", "mm"), btf.offset("task_struct", "comm")
+        except Exception as err:  # noqa: BLE001
+            raise KmemdbgError(f"task_struct layout unknown: {err}") from None
+        out = []
+        node = self._read_int(init + o_tasks, 8)
+        seen = set()
+        while node is not None and node != init + o_tasks and len(out) < limit:
+            if node in seen:
+                raise KmemdbgError(f"task list loops at 0x{node:x}")
+            seen.add(node)
+            task = node - o_tasks
+            pid = self._read_int(task + o_pid, 4)
+            mm = self._read_int(task + o_mm, 8)
+            try:
+                comm = self.read(task + o_comm, 16).split(b"\0")[0].decode("ascii", "replace")
+            except Exception:  # noqa: BLE001
+                comm = "?"
+            if pid is None:
+                raise KmemdbgError(f"task at 0x{task:x} is not readable")
+            out.append((pid, task, mm or 0, comm))
+            node = self._read_int(node, 8)
+        if node is None:
+            raise KmemdbgError("the task list is not readable in this dump")
+        return out
+
+    def user_walker(self, pid: Optional[int] = None, mm: Optional[int] = None) -> Walker:
+        """A walker over the user page tables of task ``pid`` or of ``struct mm_struct *mm``.
+
+        The root is ``mm->pgd`` (a linear-map VA) translated through the
+        kernel tables.  On x86-64 with PTI the kernel copy is used; it maps
+        user pages at the same frames but forces NX at the top level.
+        """
+        from .errors import KmemdbgError
+
+        if mm is None:
+            if pid is None:
+                raise KmemdbgError("give a pid or an mm_struct address")
+            match = [t for t in self.tasks() if t[0] == pid]
+            if not match:
+                raise KmemdbgError(f"no task with pid {pid}")
+            mm = match[0][2]
+            if not mm:
+                raise KmemdbgError(f"pid {pid} ({match[0][3]}) is a kernel thread: it has no mm")
+        objs = self.objects()
+        o_pgd = objs.btf.offset("mm_struct", "pgd")
+        pgd_va = self._read_int(mm + o_pgd, 8)
+        if pgd_va is None:
+            raise KmemdbgError(f"mm_struct at 0x{mm:x} is not readable")
+        root = self.walker.walk(pgd_va).pa
+        if root is None:
+            raise KmemdbgError(f"mm->pgd 0x{pgd_va:x} is not mapped")
+        return Walker(self.tables.format, self.memory, root, self.walker.cache)
+
+    def translate_user(self, va: int, pid: Optional[int] = None, mm: Optional[int] = None) -> Walk:
+        """Walk user virtual ``va`` in the address space of ``pid`` (or ``mm``)."""
+        return self.user_walker(pid, mm).walk(va)
+
     # -- reverse map ----------------------------------------------------------
     def _reverse_map(self):
         if self._reverse is None:

@@ -87,7 +87,7 @@ def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
             return
         level_of[table_pa] = i
         try:
-            table = cache.table(table_pa, fmt.table_bytes)
+            table = cache.table(table_pa, fmt.table_size(i))
         except PhysicalReadError as err:
             yield TreeFault(i, va0, span << lv.bits, table_pa, TABLE_UNREADABLE, err.reason)
             return
@@ -113,7 +113,7 @@ def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
             yield TreeEntry("table", i, va, span, raw, table_pa, idx, raws + (raw,))
             yield from visit(addr_of(raw), i + 1, bits_value, raws + (raw,))
 
-    if root_pa % fmt.table_bytes:
+    if root_pa % fmt.root_align:
         return
     yield from visit(root_pa, 0, 0, ())
 

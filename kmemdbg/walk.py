@@ -140,10 +140,10 @@ class Walker:
         if not fmt.in_range(va):
             return self._done(va, (), None, None, None, Fault(
                 None, NON_CANONICAL, f"outside the {fmt.va_bits}-bit translated ranges of {fmt.name}"))
-        if self.root_pa % fmt.table_bytes:
+        if self.root_pa % fmt.root_align:
             return self._done(va, (), None, None, None, Fault(
                 fmt.levels[0].name, ROOT_MISALIGNED,
-                f"root table pa 0x{self.root_pa:x} is not {fmt.table_bytes}-byte aligned",
+                f"root table pa 0x{self.root_pa:x} is not {fmt.root_align}-byte aligned",
                 table_pa=self.root_pa))
         steps: List[Step] = []
         raws: List[int] = []
@@ -160,7 +160,7 @@ class Walker:
                     table_pa=table_pa))
             seen[table_pa] = i
             try:
-                table = self.cache.table(table_pa, fmt.table_bytes)
+                table = self.cache.table(table_pa, fmt.table_size(i))
             except PhysicalReadError as err:
                 return self._done(va, steps, None, None, None, Fault(
                     lv.name, TABLE_UNREADABLE, err.reason, table_pa=table_pa))

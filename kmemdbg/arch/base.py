@@ -149,8 +149,18 @@ class PagingFormat:
 
     @property
     def table_bytes(self) -> int:
-        """Bytes read per table page (a whole granule, even for a short top table)."""
+        """Bytes of a full table page (the granule)."""
         return 1 << self.page_shift
+
+    def table_size(self, level: int) -> int:
+        """Bytes of a table at ``level``: ``8 << bits`` (a short top table is smaller
+        than a page; arm64 LPA2 user PGDs of 16 entries come from a slab)."""
+        return 8 << self.levels[level].bits
+
+    @property
+    def root_align(self) -> int:
+        """Alignment the root table's physical address needs (its size, at least 64 bytes)."""
+        return max(64, self.table_size(0))
 
     def param(self, key: str, default: object = None) -> object:
         for k, v in self.params:
