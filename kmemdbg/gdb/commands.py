@@ -1,0 +1,148 @@
+"""The ``kmemdbg`` gdb command: the command-line contract, run on the attached guest.
+
+    (gdb) kmemdbg [--json] vtop|classify|check|ptov|layout ARGS
+
+The output is what ``kmemdbg --core DUMP ...`` prints for a dump of the same
+guest (the same parser and renderers run here).  A :class:`LiveTarget` holds
+what survives while the guest runs (VMCOREINFO text, kallsyms, BTF) and
+rebuilds the :class:`~kmemdbg.kernel.Kernel` (tables, layout, caches) at the
+first command after each stop.
+
+Every failure is one line.  gdb's state is left as found: the stub's
+physical-memory mode restored and the selected frame unchanged, also when a
+command fails halfway.
+"""
+from __future__ import annotations
+
+import io
+from contextlib import redirect_stderr, redirect_stdout
+from typing import List, Optional, Tuple
+
+from ..errors import KmemdbgError
+from ..kallsyms import KallsymsSymbols
+from ..kernel import Kernel
+from ..vmcoreinfo import VmcoreInfo
+from .source import (FoundVmcoreinfo, GdbPhysicalMemory, NotConnectedError, SCAN_LIMIT_BYTES,
+                     cpu_paging, find_vmcoreinfo)
+
+COMMANDS = ("layout", "classify", "vtop", "check", "ptov", "ptdump")
+NOT_CONNECTED = ("gdb is not connected to a guest: 'target remote HOST:PORT' to QEMU's gdbstub "
+                 "(qemu -s or -gdb tcp:127.0.0.1:PORT) first")
+SOURCE_OPTIONS = ("--core", "--kcore", "--qmp", "--vmlinux", "--allow-truncated")
+
+
+class LiveKernel(Kernel):
+    """A Kernel over the gdbstub that reuses the BTF types parsed at an earlier stop."""
+
+    btf_cache = None
+
+    def objects(self):
+        if self._objects is None and self._objects_error is None and self.btf_cache is not None:
+            from ..kobjects import KernelObjects
+
+            self._objects = KernelObjects(self, symbol=self.symbols.address, describe=self.symbols.name_of,
+                                          btf=self.btf_cache)
+        objs = super().objects()
+        if objs is not None and self.btf_cache is None and objs._btf is not None:
+            type(self).btf_cache = objs._btf
+        return objs
+
+
+class LiveTarget:
+    """The guest gdb is attached to, as kmemdbg sees it.
+
+    ``link`` is a :class:`~kmemdbg.gdb.source.GdbLink` (or a fake with the
+    same methods).  Call :meth:`resumed` when the guest runs and
+    :meth:`detached` when the connection goes away.
+    """
+
+    def __init__(self, link, scan_limit_bytes: int = SCAN_LIMIT_BYTES) -> None:
+        self.link = link
+        self.memory = GdbPhysicalMemory(link)
+        self.scan_limit_bytes = scan_limit_bytes
+        self.found: Optional[FoundVmcoreinfo] = None
+        self.symbols: Optional[KallsymsSymbols] = None
+        self._kernel: Optional[LiveKernel] = None
+
+    def resumed(self, *_args) -> None:
+        """The guest ran: cached memory, tables and allocations are stale."""
+        self.memory.clear()
+        self._kernel = None
+
+    def detached(self, *_args) -> None:
+        """Another guest may come next: forget everything."""
+        self.resumed()
+        self.found = None
+        self.symbols = None
+        LiveKernel.btf_cache = None
+
+    def kernel(self) -> Kernel:
+        """The Kernel at this stop; raises SourceError subclasses with one-line causes."""
+        if self._kernel is not None:
+            return self._kernel
+        if not self.link.connected():
+            raise NotConnectedError(NOT_CONNECTED)
+        paging = cpu_paging(self.link)
+        with self.memory.physical_mode():
+            if self.found is None:
+                self.found = find_vmcoreinfo(self.link, self.memory, paging, self.scan_limit_bytes)
+        info = VmcoreInfo.parse(self.found.text)
+        if self.symbols is None:
+            self.symbols = KallsymsSymbols(info, lambda va, n: self.kernel().read(va, n))
+        notes = [f"VMCOREINFO at pa 0x{self.found.pa:x}, found by {self.found.how}",
+                 f"CPU: {paging.evidence}"]
+        desc = f"QEMU gdbstub (live, {info.osrelease() or 'unknown release'})"
+        kernel = LiveKernel.build(self.memory, info, paging.arch, desc, None, self.symbols, notes)
+        self._kernel = kernel
+        if self.symbols.table is None and self.symbols.error:
+            kernel.notes.append(self.symbols.error)
+        return kernel
+
+
+def _split(argv: List[str]) -> Tuple[List[str], Optional[str]]:
+    """Move ``--json`` to the front (it may follow the command) and name the command."""
+    rest = [a for a in argv if a != "--json"]
+    lead = ["--json"] if len(rest) != len(argv) else []
+    command = next((a for a in rest if not a.startswith("-")), None)
+    return lead + rest, command
+
+
+def run(target: LiveTarget, argv: List[str]) -> Tuple[int, str]:
+    """Run one ``kmemdbg`` command line on ``target``: (exit status, output text).
+
+    Status 0 with the output, 1 with one ``kmemdbg: ...`` line, 2 for usage.
+    """
+    from .. import cli
+
+    argv, command = _split(argv)
+    if any(a.split("=", 1)[0] in SOURCE_OPTIONS for a in argv):
+        return 2, "kmemdbg: in gdb the kernel is the attached guest; --core/--kcore/--qmp/--vmlinux " \
+                  "belong to the shell command"
+    available = [c for c in COMMANDS if hasattr(cli, f"cmd_{c}")]
+    if command is None or command not in available:
+        return 2, f"kmemdbg: usage: kmemdbg [--json] {{{','.join(available)}}} ARGS..."
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            cli.build_parser().parse_args(argv)
+        except SystemExit as exc:
+            return int(exc.code or 0), (out.getvalue() + err.getvalue()).rstrip("\n")
+    frame = target.link.selected_frame()
+    try:
+        if not target.link.connected():
+            raise NotConnectedError(NOT_CONNECTED)
+        with target.memory.physical_mode():
+            kernel = target.kernel()
+            with redirect_stdout(out), redirect_stderr(err):
+                status = cli.main(argv, kernel=kernel)
+    except KmemdbgError as exc:
+        return 1, f"kmemdbg: {exc}"
+    except Exception as exc:  # noqa: BLE001 - gdb must never show a traceback for a kmemdbg failure
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return 1, f"kmemdbg: {type(exc).__name__}: {first}"
+    finally:
+        target.link.restore_frame(frame)
+    return status, (out.getvalue() + err.getvalue()).rstrip("\n")
+
+
+__all__ = ["LiveTarget", "LiveKernel", "run", "COMMANDS"]

@@ -1,0 +1,215 @@
+"""The kernel's own symbol table (kallsyms), read from memory with no drgn and no debug info.
+
+Used where drgn is absent (gdb's embedded Python).  VMCOREINFO carries the
+addresses of the tables since Linux 6.0 (Linux kernel commit 5fd8fea935a1
+("vmcoreinfo: include kallsyms symbols") (in v6.0)).  Formats, from the
+kernel's ``scripts/kallsyms.c`` and ``kernel/kallsyms.c`` of 6.1 and 6.12:
+
+- ``kallsyms_num_syms``: the symbol count, an ``unsigned int``.
+- ``kallsyms_names``: one record per symbol, in address order: a length
+  byte, then that many token indices.  A length with bit 7 set takes a
+  second byte: ``(b0 & 0x7f) | (b1 << 7)`` (Linux kernel commit 73bbb94466fd
+  ("kallsyms: support "big" kernel symbols") (in v6.1)).  The first
+  character of the expanded name is the type letter (``t``, ``T``, ``d``...).
+- ``kallsyms_token_table``: 256 NUL-terminated strings;
+  ``kallsyms_token_index``: 256 ``u16`` offsets of each token in that table.
+- ``kallsyms_offsets`` (``int`` per symbol) with ``kallsyms_relative_base``:
+  ``address = relative_base + (u32)offset``; or, with
+  ``CONFIG_KALLSYMS_ABSOLUTE_PERCPU`` (x86-64 SMP kernels before 6.15), a
+  non-negative offset is an absolute value and a negative one means
+  ``relative_base - 1 - offset``.  Which rule applies is decided by
+  evidence: the one that puts ``_stext`` where VMCOREINFO says it is.
+  Kernels without base-relative kallsyms have ``kallsyms_addresses``
+  (``unsigned long`` per symbol) instead.
+
+All addresses are kernel virtual addresses.
+"""
+from __future__ import annotations
+
+import bisect
+from array import array
+from typing import Callable, Dict, List, Optional, Tuple
+
+from .errors import KmemdbgError
+from .vmcoreinfo import VmcoreInfo
+
+ReadVirt = Callable[[int, int], bytes]
+
+MAX_SYMBOLS = 1 << 21        # a sanity bound: Debian's 6.12 vmlinux has ~190k
+CHUNK_BYTES = 64 << 10       # kallsyms_names is read in pieces of this size
+MAX_SYMBOL_BYTES = 0x10000   # a larger gap between symbols ends a section
+
+
+class KallsymsError(KmemdbgError):
+    """The kallsyms tables are missing from VMCOREINFO or do not decode."""
+
+
+class _Stream:
+    """Sequential byte reader over virtual memory, in chunks of CHUNK_BYTES."""
+
+    def __init__(self, read: ReadVirt, va: int) -> None:
+        self._read, self._va, self._buf, self._pos = read, va, b"", 0
+
+    def take(self, n: int) -> bytes:
+        while len(self._buf) - self._pos < n:
+            more = self._read(self._va, CHUNK_BYTES)
+            self._va += len(more)
+            self._buf = self._buf[self._pos:] + more
+            self._pos = 0
+        out = self._buf[self._pos:self._pos + n]
+        self._pos += n
+        return out
+
+
+class Kallsyms:
+    """Every vmlinux symbol of one kernel: names, addresses and type letters.
+
+    ``read(va, size)`` reads kernel virtual memory.  Raises KallsymsError
+    (one line) when VMCOREINFO lacks the table addresses or they do not
+    decode; read errors from ``read`` propagate.
+    """
+
+    def __init__(self, info: VmcoreInfo, read: ReadVirt) -> None:
+        need = ("kallsyms_names", "kallsyms_num_syms", "kallsyms_token_table", "kallsyms_token_index")
+        where = {n: info.symbol(n) for n in need}
+        missing = [n for n, v in where.items() if v is None]
+        if missing:
+            raise KallsymsError(f"vmcoreinfo has no SYMBOL({missing[0]}) (kernel before 6.0?)")
+        count = int.from_bytes(read(where["kallsyms_num_syms"], 4), "little")
+        if not 0 < count <= MAX_SYMBOLS:
+            raise KallsymsError(f"kallsyms_num_syms reads {count}: not a symbol count")
+        tokens = self._tokens(read, where["kallsyms_token_table"], where["kallsyms_token_index"])
+        names, types = self._names(read, where["kallsyms_names"], count, tokens)
+        addresses = self._addresses(info, read, count, names)
+        order = sorted(range(count), key=lambda i: addresses[i])
+        self.addresses = [addresses[i] for i in order]
+        self.names = [names[i] for i in order]
+        self.types = "".join(types[i] for i in order)
+        self._by_name: Dict[str, int] = {}
+        for i, name in enumerate(self.names):
+            self._by_name.setdefault(name, self.addresses[i])
+
+    @staticmethod
+    def _tokens(read: ReadVirt, table_va: int, index_va: int) -> List[str]:
+        index = array("H")
+        index.frombytes(read(index_va, 512))
+        last = max(index)
+        blob = read(table_va, last + 256)
+        out = []
+        for off in index:
+            end = blob.find(b"\0", off)
+            if end < 0:
+                raise KallsymsError("kallsyms_token_table: a token is not NUL-terminated")
+            out.append(blob[off:end].decode("latin-1"))
+        return out
+
+    @staticmethod
+    def _names(read: ReadVirt, names_va: int, count: int, tokens: List[str]) -> Tuple[List[str], List[str]]:
+        stream = _Stream(read, names_va)
+        names, types = [], []
+        for _ in range(count):
+            n = stream.take(1)[0]
+            if n & 0x80:
+                n = (n & 0x7F) | (stream.take(1)[0] << 7)
+            text = "".join(tokens[b] for b in stream.take(n))
+            if not text:
+                raise KallsymsError("kallsyms_names: an empty symbol record")
+            types.append(text[0])
+            names.append(text[1:])
+        return names, types
+
+    @staticmethod
+    def _addresses(info: VmcoreInfo, read: ReadVirt, count: int, names: List[str]) -> List[int]:
+        absolute = info.symbol("kallsyms_addresses")
+        if absolute is not None:
+            arr = array("Q")
+            arr.frombytes(read(absolute, 8 * count))
+            return list(arr)
+        offsets_va, base_va = info.symbol("kallsyms_offsets"), info.symbol("kallsyms_relative_base")
+        if offsets_va is None or base_va is None:
+            raise KallsymsError("vmcoreinfo has neither kallsyms_addresses nor kallsyms_offsets")
+        base = int.from_bytes(read(base_va, 8), "little")
+        offsets = array("i")
+        offsets.frombytes(read(offsets_va, 4 * count))
+        mask = (1 << 64) - 1
+        relative = [(base + (o & 0xFFFFFFFF)) & mask for o in offsets]
+        percpu = [(o if o >= 0 else (base - 1 - o)) & mask for o in offsets]
+        stext = info.symbol("_stext")
+        if stext is not None and "_stext" in names:
+            i = names.index("_stext")
+            if percpu[i] == stext and relative[i] != stext:
+                return percpu
+            if relative[i] != stext and percpu[i] != stext:
+                raise KallsymsError(f"kallsyms puts _stext at neither 0x{relative[i]:x} nor "
+                                    f"0x{percpu[i]:x}; vmcoreinfo says 0x{stext:x}")
+        return relative
+
+    def __len__(self) -> int:
+        return len(self.addresses)
+
+    def address(self, name: str) -> Optional[int]:
+        """Virtual address of the first symbol called ``name``, or None."""
+        return self._by_name.get(name)
+
+    def lookup(self, va: int) -> Optional[Tuple[str, int, int]]:
+        """``(name, start, size_bytes)`` of the symbol holding virtual ``va``, or None.
+
+        kallsyms has no sizes: a symbol extends to the next higher symbol
+        address, and among aliases at one address the last in table order
+        is chosen.  A gap of MAX_SYMBOL_BYTES or more is taken as the end of
+        a section rather than one huge symbol, so ``va`` in it has no
+        symbol; the last symbol has no known end either.  These are drgn's
+        rules for its kallsyms finder, so names match what drgn prints.
+        """
+        i = bisect.bisect_right(self.addresses, va) - 1
+        if i < 0:
+            return None
+        start = self.addresses[i]
+        j = bisect.bisect_right(self.addresses, start)
+        if j >= len(self.addresses):
+            return None
+        size = self.addresses[j] - start
+        if size >= MAX_SYMBOL_BYTES:
+            return None
+        return self.names[i], start, size
+
+
+class KallsymsSymbols:
+    """The symbol-table interface :class:`~kmemdbg.kernel.Kernel` expects, over :class:`Kallsyms`.
+
+    Loads the tables on first use through ``read`` (kernel virtual reads);
+    a load failure is kept in ``error`` and every lookup then answers None.
+    """
+
+    source = "kallsyms tables in guest memory"
+
+    def __init__(self, info: VmcoreInfo, read: ReadVirt) -> None:
+        self._info, self._read = info, read
+        self._table: Optional[Kallsyms] = None
+        self.error: Optional[str] = None
+
+    @property
+    def table(self) -> Optional[Kallsyms]:
+        if self._table is None and self.error is None:
+            try:
+                self._table = Kallsyms(self._info, self._read)
+            except KmemdbgError as err:
+                self.error = f"no symbols: {err}"
+        return self._table
+
+    def address(self, name: str) -> Optional[int]:
+        """Virtual address of symbol ``name``, or None."""
+        table = self.table
+        return None if table is None else table.address(name)
+
+    def name_of(self, va: int) -> Optional[str]:
+        """``name+0xoff/0xsize`` for the symbol holding virtual ``va``, or None."""
+        table = self.table
+        hit = None if table is None else table.lookup(va)
+        if hit is None:
+            return None
+        name, start, size = hit
+        return f"{name}+0x{va - start:x}/0x{size:x}"
+
+
+__all__ = ["Kallsyms", "KallsymsSymbols", "KallsymsError"]
