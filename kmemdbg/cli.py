@@ -150,6 +150,54 @@ def cmd_slice(args):
             f"{report.kallsyms_pages} kallsyms pages, {report.extra_pages} other pages")
 
 
+def cmd_ptdump(args):
+    from .progress import ProgressBar
+    from .ptdump import ptdump
+
+    k = _open(args)
+    start = parse_address(args.start, k) if args.start else None
+    end = parse_address(args.end, k) if args.end else None
+    with ProgressBar(enabled=not args.json) as bar:
+        ranges = ptdump(k, start, end, split_pa=args.json, progress=bar)
+    if args.json:
+        return [render.ptrange_json(r) for r in ranges]
+    return "\n".join(render.ptdump_text(ranges))
+
+
+def cmd_audit(args):
+    from . import audit
+    from .progress import ProgressBar
+
+    try:
+        audit.check_rules(args.rule)
+        audit.severity_rank(args.fail_on)
+    except (KmemdbgError, ValueError) as err:
+        print(f"kmemdbg: {err}", file=sys.stderr)
+        args.exit_status = 2
+        return None
+    lines = None
+    if args.addresses:
+        f = sys.stdin if args.addresses == "-" else open(args.addresses)
+        with f:
+            lines = f.read().splitlines()
+    try:
+        k = _open(args)
+    except KmemdbgError as err:
+        print(f"kmemdbg: audit could not run: {err}", file=sys.stderr)
+        args.exit_status = 2
+        return None
+    with ProgressBar(enabled=not (args.json or args.jsonl)) as bar:
+        report = audit.run_audit(k, args.rule, addresses=lines, progress=bar)
+    for rule, msg in report.errors:
+        print(f"kmemdbg: {rule}: {msg}", file=sys.stderr)
+    args.exit_status = report.exit_status(args.fail_on)
+    if args.jsonl:
+        return "\n".join(json.dumps(render.finding_json(f)) for f in report.findings) or None
+    if args.json:
+        return [render.finding_json(f) for f in report.findings]
+    return "\n".join(render.audit_text(report))
+
+
 def cmd_demo(args):
     from .demo import run_demo
 
@@ -185,6 +233,17 @@ def build_parser() -> argparse.ArgumentParser:
     add("ptov", cmd_ptov, "every kernel mapping of each physical address", "PHYS")
     s = add("slice", cmd_slice, "write a small vmcore with the page tables and no user data")
     s.add_argument("output", metavar="OUT")
+    pt = add("ptdump", cmd_ptdump, "the kernel page tables as merged ranges, like the kernel's ptdump")
+    pt.add_argument("--start", metavar="VA", help="first virtual address (default: the kernel half)")
+    pt.add_argument("--end", metavar="VA", help="end virtual address, exclusive")
+    au = add("audit", cmd_audit, "W+X, aliases, linear/vmalloc integrity, virt_to_phys misuse")
+    au.add_argument("--rule", action="append", metavar="NAME",
+                    help="run only this rule (repeatable): wx, exec-alias, text-rw, user-kernel, "
+                         "linear-integrity, vmalloc-integrity, virt-to-phys-misuse, addresses")
+    au.add_argument("--addresses", metavar="FILE", help="addresses to check (ADDR[=PA] or JSON lines; - for stdin)")
+    au.add_argument("--jsonl", action="store_true", help="one JSON object per finding per line")
+    au.add_argument("--fail-on", default="low", metavar="SEVERITY",
+                    help="exit 1 if a finding is at least this severe (info, low, medium, high; default low)")
     add("demo", cmd_demo, "walks and virt_to_phys verdicts on the bundled real sample")
     return p
 
@@ -241,8 +300,8 @@ def main(argv: Optional[List[str]] = None, kernel=None) -> int:
     try:
         if isinstance(out, str):
             print(out)
-        else:
+        elif out is not None:
             print(json.dumps(out, indent=1))
     except BrokenPipeError:
         pass
-    return 0
+    return getattr(args, "exit_status", 0)

@@ -199,3 +199,84 @@ def layout_text(layout) -> List[str]:
     for m in layout.missing:
         lines += wrap(f"missing: {m}", "", "  ")
     return lines
+
+
+# -- ptdump and audit ----------------------------------------------------------
+
+#: Like the kernel's x86 address_markers max_lines: the ESPFIX area repeats one
+#: page 65536 times, so only its first lines are printed.
+PTDUMP_MAX_LINES = {"espfix": 16}
+
+
+def ptrange_json(r) -> Dict[str, Any]:
+    """The ``ptdump`` object of the JSON contract.
+
+    ``pa`` is the physical address of ``start``; with ``pa_rule`` "linear"
+    the physical address of ``va`` is ``pa + (va - start)``; with "repeat"
+    it is ``pa + (va - start) % pa_period`` (the same frames mapped again
+    and again, as the KASAN early shadow and the ESPFIX area do).
+    """
+    return {"start": hexa(r.start), "end": hexa(r.end), "pa": hexa(r.pa), "page_size": r.page_size,
+            "level": r.level, "flags": list(r.flags), "table_flags": list(r.table_flags),
+            "permissions": r.permissions.short(), "pa_rule": r.pa_rule, "pa_period": r.pa_period,
+            "region": r.region.kind, "owner": r.owner}
+
+
+def ptdump_text(ranges) -> List[str]:
+    """Kernel-ptdump-like lines with ``---[ region ]---`` markers."""
+    lines: List[str] = []
+    marker = None
+    shown = skipped = 0
+    for r in ranges:
+        name = f"{r.region.kind}: {r.region.name}"
+        if name != marker:
+            if skipped:
+                lines.append(f"... {skipped} ranges skipped ...")
+            lines.append(f"---[ {name} ]---")
+            marker, shown, skipped = name, 0, 0
+        limit = PTDUMP_MAX_LINES.get(r.region.kind)
+        if limit is not None and shown >= limit:
+            skipped += 1
+            continue
+        shown += 1
+        pa = f"pa 0x{r.pa:x}" + ("" if r.pa_rule == "linear" else f" ({r.pa_rule})")
+        line = (f"{addr(r.start)}-{addr(r.end)} {size_text(r.size):>6} {r.level:<4} "
+                f"{r.permissions.short()} {' '.join(r.flags)}")
+        if r.table_flags:
+            line += " [" + " ".join(r.table_flags) + "]"
+        line += f"  {pa}"
+        if r.owner:
+            line += f"  {r.owner}"
+        lines.append(line)
+    if skipped:
+        lines.append(f"... {skipped} ranges skipped ...")
+    return lines
+
+
+def finding_json(f) -> Dict[str, Any]:
+    """One audit finding: rule, severity, kind, start, end, pa, owner, explanation, evidence."""
+    return {"rule": f.rule, "severity": f.severity, "kind": f.kind, "start": hexa(f.start),
+            "end": hexa(f.end), "pa": hexa(f.pa), "owner": f.owner, "explanation": f.explanation,
+            "evidence": {k: (list(v) if isinstance(v, tuple) else v) for k, v in f.evidence}}
+
+
+def audit_text(report) -> List[str]:
+    """Findings grouped by rule, worst first, then the rules that could not run."""
+    lines: List[str] = []
+    order = {"high": 0, "medium": 1, "low": 2, "info": 3}
+    for rule in ("page-tables",) + tuple(report.rules):
+        found = sorted((f for f in report.findings if f.rule == rule), key=lambda f: order[f.severity])
+        if not found and rule == "page-tables":
+            continue
+        counts = {}
+        for f in found:
+            counts[f.severity] = counts.get(f.severity, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda x: order[x[0]]))
+        lines.append(f"== {rule}: {summary or 'nothing found'}")
+        for f in found:
+            where = f"{addr(f.start)}-{addr(f.end)}" if f.start is not None else ""
+            lines += wrap(f"{f.severity.upper():<6} {f.kind} {where}".rstrip(), "", "  ")
+            lines += wrap(f.explanation, "  ", "  ")
+    for rule, msg in report.errors:
+        lines += wrap(f"ERROR {rule}: {msg}", "", "  ")
+    return lines

@@ -1,0 +1,298 @@
+"""What every audit rule shares: one sweep of the kernel tables and the kernel's own records.
+
+An :class:`AuditContext` sweeps the kernel half once (each table page read at
+most once, through the kernel walker's table cache) and keeps the resulting
+runs cut at region boundaries.  The kernel's records (vmap areas, modules,
+image sections) come from the dump when it has them; a caller (a test over
+the MMU model, which has no such records) can pass them in instead.
+
+Addresses: ``va``/``start``/``end`` virtual (``end`` exclusive), ``pa``
+physical; sizes in bytes.
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..errors import KmemdbgError
+from ..ptdump import END, LEVEL, PA, PERIOD, START, LeafSweep, Owners, Run, split_by_regions
+from ..virt_to_phys import kernel_pa
+
+Progress = Callable[[str, float, float], None]
+
+
+@dataclass(frozen=True)
+class Area:
+    """A vmap area as the audits need it.
+
+    ``[start, end)`` is the whole area (guard page included when it has one);
+    ``mapped_end`` where the kernel's mapping of it ends; ``pages`` the frame
+    numbers the kernel recorded for it (``vm_struct.pages``), when known;
+    ``name`` its caller or purpose; ``flags`` the vmallocinfo words.
+    """
+
+    start: int
+    end: int
+    mapped_end: int
+    name: str
+    flags: Tuple[str, ...] = ()
+    pages: Optional[Tuple[int, ...]] = None
+    purpose: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A run of leaves inside one region: ``[start, end)`` virtual, ``pa`` of ``start``.
+
+    ``period`` 0: pa follows va linearly; > 0: every ``period`` bytes map
+    the same frames again.  ``region`` is the layout Region.
+    """
+
+    start: int
+    end: int
+    pa: int
+    period: int
+    level: int
+    run: tuple
+    region: object
+
+    def pa_at(self, va: int) -> int:
+        if self.period:
+            return self.pa + (va - self.start) % self.period
+        return self.pa + (va - self.start)
+
+    @property
+    def pa_end(self) -> int:
+        """Physical end of the frames this piece maps (exclusive)."""
+        return self.pa + (self.period or (self.end - self.start))
+
+
+def _err(err: BaseException) -> str:
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return text
+
+
+class AuditContext:
+    """The shared state of one audit of ``kernel`` (a :class:`~kmemdbg.kernel.Kernel`).
+
+    Optional overrides, for sources that lack the kernel's records:
+    ``areas`` (a list of :class:`Area`), ``sections`` (name -> (start, end)
+    virtual: ``text``, ``rodata``, ``data``, ``bss``...), ``module_sections``
+    (list of (start, end, "module NAME SECTION")), ``static_data`` (list of
+    (start, end, owner) virtual ranges holding words to scan).
+    """
+
+    def __init__(self, kernel, *, areas: Optional[Sequence[Area]] = None,
+                 sections: Optional[Dict[str, Tuple[int, int]]] = None,
+                 module_sections: Optional[Sequence[Tuple[int, int, str]]] = None,
+                 static_data: Optional[Sequence[Tuple[int, int, str]]] = None,
+                 progress: Optional[Progress] = None) -> None:
+        self.kernel = kernel
+        self.format = kernel.tables.format
+        self.layout = kernel.layout
+        self.page_size = self.format.page_size
+        self.progress = progress
+        self.sweep = LeafSweep(self.format, kernel.walker.cache, kernel.tables.root_pa)
+        self._pieces: Optional[List[Piece]] = None
+        self._areas = list(areas) if areas is not None else None
+        self._areas_error: Optional[str] = None
+        self._sections = dict(sections) if sections is not None else None
+        self._module_sections = list(module_sections) if module_sections is not None else None
+        self._static = list(static_data) if static_data is not None else None
+        self._owners: Optional[Owners] = None
+        self.notes: List[str] = []
+
+    # -- the sweep ------------------------------------------------------------------
+    @property
+    def pieces(self) -> List[Piece]:
+        """Every run of leaves of the kernel half, cut at region boundaries, by VA."""
+        if self._pieces is None:
+            runs = self.sweep.runs(progress=self.progress)
+            self._pieces = [Piece(r[START], r[END], r[PA], r[PERIOD], r[LEVEL], r, region)
+                            for r, region in split_by_regions(runs, self.layout)]
+            self._starts = [p.start for p in self._pieces]
+        return self._pieces
+
+    def permissions(self, piece: Piece):
+        return self.sweep.permissions(piece.run)
+
+    def pieces_in(self, start: int, end: int) -> List[Piece]:
+        """Pieces overlapping virtual ``[start, end)``."""
+        pieces = self.pieces
+        i = max(0, bisect.bisect_right(self._starts, start) - 1)
+        out = []
+        while i < len(pieces) and pieces[i].start < end:
+            if pieces[i].end > start:
+                out.append(pieces[i])
+            i += 1
+        return out
+
+    def pa_of(self, va: int) -> Optional[int]:
+        """Physical address of virtual ``va`` from the sweep, or None when unmapped."""
+        for p in self.pieces_in(va, va + 1):
+            return p.pa_at(va)
+        return None
+
+    def level_name(self, piece: Piece) -> str:
+        return self.format.levels[piece.level].name
+
+    def leaf_size(self, piece: Piece) -> int:
+        return self.format.levels[piece.level].leaf_size
+
+    # -- the kernel's records ----------------------------------------------------------
+    @property
+    def owners(self) -> Owners:
+        if self._owners is None:
+            self._owners = Owners(self.kernel)
+        return self._owners
+
+    def owner(self, va: int) -> Optional[str]:
+        if self._areas is not None and self._module_sections is not None:
+            for s, e, name in self._module_sections:
+                if s <= va < e:
+                    return name
+            for a in self._areas:
+                if a.start <= va < a.end:
+                    return f"vmap {a.name}"
+            return None
+        return self.owners.owner(va)[0]
+
+    def areas(self) -> List[Area]:
+        """Busy vmap areas with a vm_struct; raises KmemdbgError when none can be read."""
+        if self._areas is not None:
+            return self._areas
+        objs = self.kernel.objects()
+        if objs is None:
+            raise KmemdbgError("vmap areas unavailable: " + (self.kernel._objects_error or "no type information"))
+        try:
+            raw = objs.vmap_areas()
+        except Exception as err:  # noqa: BLE001 - kobjects raises several kinds
+            raise KmemdbgError(f"vmap areas unreadable: {_err(err)}") from None
+        out = []
+        flags_off = objs.btf.offset("vm_struct", "flags")
+        for a in raw:
+            if a.state != "busy" or a.vm_struct_va is None:
+                continue
+            try:
+                vmflags = int.from_bytes(objs.read(a.vm_struct_va + flags_off, 8), "little")
+            except KmemdbgError:
+                vmflags = 0
+            # include/linux/vmalloc.h: VM_NO_GUARD 0x40, VM_UNINITIALIZED 0x20
+            if vmflags & 0x20:
+                continue
+            guard = 0 if vmflags & 0x40 else self.page_size
+            pages = self._recorded_pages(objs, a)
+            name = a.caller_name or (a.flags[0] if a.flags else "vmap area")
+            out.append(Area(a.start, a.end, a.end - guard, name, a.flags, pages, a.purpose))
+        self._areas = out
+        return out
+
+    def _recorded_pages(self, objs, a) -> Optional[Tuple[int, ...]]:
+        """Frame numbers from ``vm_struct.pages`` (struct page pointers turned into pfns)."""
+        if not a.pages_va or not a.nr_pages or a.nr_pages > 1 << 22:
+            return None
+        vmemmap, size = self.vmemmap()
+        if vmemmap is None:
+            return None
+        try:
+            data = self.kernel.read(a.pages_va, 8 * a.nr_pages)
+        except KmemdbgError:
+            return None
+        ptrs = [int.from_bytes(data[i:i + 8], "little") for i in range(0, len(data), 8)]
+        return tuple((p - vmemmap) // size if p >= vmemmap else -1 for p in ptrs)
+
+    def vmemmap(self) -> Tuple[Optional[int], int]:
+        """(virtual base of the struct page array, SIZE(page)); base None when unknown.
+
+        ``SYMBOL(vmemmap)`` where VMCOREINFO has it, else x86-64's
+        ``vmemmap_base`` and arm64's ``VMEMMAP_START - (PHYS_OFFSET >>
+        PAGE_SHIFT) * SIZE(page)`` (arch/arm64/include/asm/memory.h).
+        """
+        info = self.kernel.info
+        size_text = info.text("SIZE(page)")
+        size = int(size_text) if size_text and size_text.isdigit() else 64
+        base = info.symbol("vmemmap")
+        if base is None and self.kernel.arch == "x86_64":
+            base = self.layout.value("vmemmap_base")
+        if base is None and self.kernel.arch == "arm64":
+            start, phys = info.number("VMEMMAP_START"), self.layout.value("PHYS_OFFSET")
+            if start is not None and phys is not None:
+                base = (start - (phys >> self.format.page_shift) * size) & ((1 << 64) - 1)
+        return base, size
+
+    def sections(self) -> Dict[str, Tuple[int, int]]:
+        """Kernel image sections by name (``text``, ``rodata``, ``init``, ``data``, ``bss``)."""
+        if self._sections is None:
+            from ..kernel import IMAGE_SECTIONS
+            out = {}
+            sym = self.kernel.symbols.address
+            for name, lo, hi in IMAGE_SECTIONS:
+                a, b = sym(lo), sym(hi)
+                if a is not None and b is not None and b > a:
+                    out[name] = (a, b)
+            self._sections = out
+        return self._sections
+
+    def module_sections(self) -> List[Tuple[int, int, str]]:
+        """(start, end, "module NAME SECTION") for every loaded module's memory ranges."""
+        if self._module_sections is None:
+            out = []
+            objs = self.kernel.objects()
+            if objs is not None:
+                try:
+                    for mod in objs.modules():
+                        for sec in mod.sections:
+                            out.append((sec.start, sec.end, f"module {mod.name} {sec.name}"))
+                except Exception as err:  # noqa: BLE001
+                    self.notes.append(f"modules unreadable: {_err(err)}")
+            self._module_sections = out
+        return self._module_sections
+
+    def static_data(self) -> List[Tuple[int, int, str]]:
+        """Writable static data to scan: image .data/.bss and module data ranges."""
+        if self._static is None:
+            out = []
+            secs = self.sections()
+            for name in ("data", "bss"):
+                if name in secs:
+                    out.append((secs[name][0], secs[name][1], f"kernel .{name}"))
+            for s, e, name in self.module_sections():
+                sec = name.rsplit(" ", 1)[-1]
+                if sec in ("data", "ro_after_init") or sec.startswith("data_"):
+                    out.append((s, e, name))
+            self._static = out
+        return self._static
+
+    def linear_va(self, pa: int) -> Optional[int]:
+        """The linear-map (direct-map) virtual address of physical ``pa``."""
+        v = self.layout.value
+        if self.kernel.arch == "x86_64":
+            pob = v("page_offset_base")
+            return None if pob is None else (pob + pa) & ((1 << 64) - 1)
+        po, phys = v("PAGE_OFFSET"), v("PHYS_OFFSET")
+        if po is None or phys is None:
+            return None
+        return (po + pa - phys) & ((1 << 64) - 1)
+
+    def arith_pa(self, va: int) -> Optional[int]:
+        return kernel_pa(self.layout, va).pa
+
+    def ram_end(self) -> Optional[int]:
+        """Physical end of RAM: the kernel's ``max_pfn`` where readable, else the dump's last range."""
+        sym = self.kernel.symbols.address("max_pfn")
+        if sym is not None:
+            try:
+                value = int.from_bytes(self.kernel.read(sym, 8), "little")
+                if value:
+                    return value * self.page_size
+            except KmemdbgError:
+                pass
+        ram = self.kernel.ram()
+        return max((e for _, e in ram), default=None)
+
+    def ram(self) -> List[Tuple[int, int]]:
+        return self.kernel.ram()
+
+
+__all__ = ["AuditContext", "Area", "Piece"]

@@ -1,0 +1,580 @@
+"""A page-table dump from any source, like the kernel's ``mm/ptdump.c``.
+
+:class:`LeafSweep` visits the kernel tables one whole table page at a time
+(never one address at a time) and turns every table page into *runs*: maximal
+stretches of consecutive leaves of the same level whose attribute bits and
+inherited table attributes are equal and whose physical addresses follow one
+rule.  Runs of neighbouring table pages are joined as the kernel's
+``note_page()`` joins ranges.  Each table page is read once per sweep through
+the kernel's :class:`~kmemdbg.memory.TableCache`; a table page met again at
+the same level (the KASAN early shadow maps one PTE table thousands of times)
+is decoded once and its runs are reused, and a table met again at another
+level is a loop, reported as a :class:`SweepFault` and not descended.
+
+:func:`ptdump` turns runs into :class:`PtRange` values with decoded flags,
+effective permissions, the layout region and the owner where known.
+
+Addresses: ``start``/``end``/``va`` are kernel virtual addresses (``end``
+exclusive); ``pa`` and ``table_pa`` physical; sizes in bytes.
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .arch.base import MASK64, RESERVED, TABLE_LOOP, TABLE_UNREADABLE, PagingFormat, Permissions
+from .errors import KmemdbgError, PhysicalReadError
+from .memory import TableCache
+
+#: Bits that record use, not attributes: x86 Accessed/Dirty, arm64 software dirty.
+#: The kernel's arm64 ptdump ignores them too; ranges are not split on them.
+_USE_BITS = {"x86_64": (1 << 5) | (1 << 6), "arm64": 1 << 55}
+#: Flag names left out of a range's flags for the same reason.
+_USE_FLAGS = frozenset({"A", "D", "SW_DIRTY"})
+
+Progress = Callable[[str, float, float], None]
+
+# A run is a plain tuple, for speed over millions of leaves:
+#   (start, end, pa, period, level, attr, tkey)
+# ``start``/``end`` are VA *bits* (not sign-extended) while sweeping and
+# virtual addresses once returned; ``pa`` is the physical address of
+# ``start``; ``period`` is 0 when pa(va) = pa + (va - start) (linear) and the
+# leaf size when every leaf maps the same frame (pa(va) = pa + (va - start) %
+# period); ``attr`` the leaf's attribute bits; ``tkey`` an id for the
+# attribute bits of the table entries above it (see LeafSweep.table_raws).
+Run = Tuple[int, int, int, int, int, int, int]
+START, END, PA, PERIOD, LEVEL, ATTR, TKEY = range(7)
+
+
+@dataclass(frozen=True)
+class SweepFault:
+    """A table page that could not be used: ``reason`` is table-unreadable,
+    table-loop or reserved-bits.  ``start``/``end`` are the virtual range it
+    would have mapped; ``table_pa`` the table (or, for reserved-bits, the
+    table holding the entry); ``raw`` the entry where one is at fault."""
+
+    level: str
+    start: int
+    end: int
+    table_pa: int
+    reason: str
+    detail: str
+    raw: Optional[int] = None
+
+
+class LeafSweep:
+    """Runs of leaves of the tree rooted at physical ``root_pa`` in format ``fmt``.
+
+    ``cache`` is the table cache of the snapshot (share the kernel walker's,
+    so a page already read for a walk is not read again).  ``high`` selects
+    the arm64 TTBR1 half.
+    """
+
+    def __init__(self, fmt: PagingFormat, cache: TableCache, root_pa: int, high: bool = True) -> None:
+        self.format = fmt
+        self.cache = cache
+        self.root_pa = root_pa
+        self.high = high
+        self.faults: List[SweepFault] = []
+        self._tkeys: Dict[Tuple[int, ...], int] = {(): 0}
+        self._tkey_list: List[Tuple[int, ...]] = [()]
+        self._memo: Dict[Tuple[int, int, int], Tuple[int, List[Run]]] = {}
+        self._level_of: Dict[int, int] = {}
+        self.tables_decoded = 0
+        n = len(fmt.levels)
+        single = [f for f in fmt.address if f.shift == 0]
+        others = 0
+        for f in fmt.address:
+            if f.shift != 0:
+                others |= f.mask
+        self._use = _USE_BITS.get(fmt.arch, 0)
+        self._attr = []
+        self._pa_mask = []
+        for lv in fmt.levels:
+            keep = 0
+            for f in single:
+                keep |= f.mask & ~(lv.leaf_size - 1)
+            self._pa_mask.append(keep)
+            # attribute bits: everything that is not an output-address bit of a leaf here
+            self._attr.append(MASK64 & ~(keep | others) & ~self._use)
+        self._others = [(f.mask, f.shift) for f in fmt.address if f.shift != 0]
+        self._table_attr = MASK64 & ~(sum(f.mask for f in fmt.address))
+        self._n = n
+
+    # -- results ---------------------------------------------------------------
+    def table_raws(self, tkey: int) -> Tuple[int, ...]:
+        """Attribute bits of the table entries above a run, root first."""
+        return self._tkey_list[tkey]
+
+    def permissions(self, run: Run) -> Permissions:
+        """Effective permissions of a run's leaves (attributes of every level combined)."""
+        return self.format.permissions(self._tkey_list[run[TKEY]] + (run[ATTR],), run[LEVEL])
+
+    def va_of(self, bits_value: int) -> int:
+        fmt = self.format
+        if fmt.arch == "x86_64":
+            if bits_value >> (fmt.va_bits - 1) & 1:
+                return (bits_value | (MASK64 << fmt.va_bits)) & MASK64
+            return bits_value
+        if self.high:
+            return (bits_value | (MASK64 << fmt.va_bits)) & MASK64
+        return bits_value
+
+    def default_range(self) -> Tuple[int, int]:
+        """The kernel half as ``[start, end)`` virtual addresses."""
+        fmt = self.format
+        if fmt.arch == "x86_64":
+            return (MASK64 << (fmt.va_bits - 1)) & MASK64, 1 << 64
+        if self.high:
+            return (MASK64 << fmt.va_bits) & MASK64, 1 << 64
+        return 0, 1 << fmt.va_bits
+
+    def runs(self, va_start: Optional[int] = None, va_end: Optional[int] = None,
+             progress: Optional[Progress] = None) -> List[Run]:
+        """Runs covering virtual ``[va_start, va_end)`` (default: the kernel half), by VA.
+
+        Returned runs carry virtual addresses, clipped to the range.  Faults
+        met on the way are appended to :attr:`faults`.
+        """
+        lo, hi = self.default_range()
+        va_start = lo if va_start is None else max(va_start, lo)
+        va_end = hi if va_end is None else min(va_end, hi)
+        if va_start >= va_end:
+            return []
+        fmt = self.format
+        vbits_mask = (1 << fmt.va_bits) - 1
+        b_lo, b_hi = va_start & vbits_mask, ((va_end - 1) & vbits_mask) + 1
+        if self.root_pa % fmt.table_bytes:
+            self.faults.append(SweepFault(fmt.levels[0].name, va_start, va_end, self.root_pa,
+                                          "root-misaligned", "the root table is not aligned"))
+            return []
+        self._progress = progress
+        self._done = 0.0
+        self._total = 0.0
+        out = self._visit(self.root_pa, 0, 0, 0, b_lo, b_hi)
+        result = []
+        half = 1 << (fmt.va_bits - 1) if fmt.arch == "x86_64" else None
+        for r in out:
+            s, e = max(r[START], b_lo), min(r[END], b_hi)
+            if s >= e:
+                continue
+            pa = r[PA] + ((s - r[START]) % r[PERIOD] if r[PERIOD] else s - r[START])
+            if half is not None and s < half < e:  # never happens: the root split keeps halves apart
+                raise AssertionError("run crosses the canonical hole")
+            vs = self.va_of(s)
+            result.append((vs, vs + (e - s), pa, r[PERIOD], r[LEVEL], r[ATTR], r[TKEY]))
+        if progress is not None:
+            progress("page tables", self._total, self._total)
+        return result
+
+    # -- the sweep -------------------------------------------------------------
+    def _tkey(self, parent: int, raw: int) -> int:
+        key = self._tkey_list[parent] + (raw & self._table_attr,)
+        got = self._tkeys.get(key)
+        if got is None:
+            got = self._tkeys[key] = len(self._tkey_list)
+            self._tkey_list.append(key)
+        return got
+
+    def _fault(self, i: int, base: int, table_pa: int, reason: str, detail: str,
+               raw: Optional[int] = None, span: Optional[int] = None) -> None:
+        lv = self.format.levels[i]
+        if span is None:
+            span = lv.leaf_size << lv.bits
+        start = self.va_of(base)
+        self.faults.append(SweepFault(lv.name, start, start + span, table_pa, reason, detail, raw))
+
+    def _visit(self, table_pa: int, i: int, base: int, tkey: int, b_lo: int, b_hi: int) -> List[Run]:
+        fmt = self.format
+        lv = fmt.levels[i]
+        span = lv.leaf_size
+        full_span = span << lv.bits
+        covered = b_lo <= base and base + full_span <= b_hi
+        seen = self._level_of.get(table_pa)
+        if seen is not None and seen != i:
+            self._fault(i, base, table_pa, TABLE_LOOP,
+                        f"table pa 0x{table_pa:x} is also used at {fmt.levels[seen].name}")
+            return []
+        self._level_of[table_pa] = i
+        key = (table_pa, i, tkey)
+        if covered:
+            got = self._memo.get(key)
+            if got is not None:
+                old_base, runs = got
+                delta = base - old_base
+                if not delta:
+                    return runs
+                return [(r[0] + delta, r[1] + delta) + r[2:] for r in runs]
+        try:
+            table = self.cache.table(table_pa, fmt.table_bytes)
+        except PhysicalReadError as err:
+            self._fault(i, base, table_pa, TABLE_UNREADABLE, err.reason)
+            return []
+        self.tables_decoded += 1
+        nent = 1 << lv.bits
+        e = np.frombuffer(table, dtype=np.uint64, count=nent)
+        valid = (e & np.uint64(fmt.valid_mask)) != 0
+        if not valid.any():
+            if covered:
+                self._memo[key] = (base, [])
+            return []
+        last = i == self._n - 1
+        res_leaf = np.uint64(fmt.reserved_leaf[i])
+        if last:
+            is_leaf = valid & ((e & np.uint64(fmt.page_mask)) == np.uint64(fmt.page_value))
+            is_table = np.zeros_like(valid)
+        else:
+            leafish = (e & np.uint64(fmt.leaf_mask)) == np.uint64(fmt.leaf_value)
+            is_leaf = valid & leafish if lv.leaf_ok else np.zeros_like(valid)
+            is_table = valid & ~leafish & ((e & np.uint64(fmt.reserved_table[i])) == 0)
+        good_leaf = is_leaf & ((e & res_leaf) == 0)
+        bad = valid & ~good_leaf & ~is_table
+        if bad.any():
+            for idx in np.flatnonzero(bad)[:8].tolist():
+                self._fault(i, base + (idx << lv.shift), table_pa, RESERVED,
+                            f"{lv.name}[{idx}] = 0x{int(e[idx]):x}: reserved bits or a leaf "
+                            f"not allowed at {lv.name}", int(e[idx]), span)
+        # restrict to the entries the range needs
+        first = 0 if b_lo <= base else (b_lo - base) >> lv.shift
+        stop = nent if base + full_span <= b_hi else min(nent, -(-(b_hi - base) // span))
+        leaf_runs = self._leaf_runs(e, good_leaf, i, base, tkey, first, stop)
+        tables = np.flatnonzero(is_table[first:stop]).tolist()
+        out: List[Run] = []
+        if not tables:
+            out = leaf_runs
+        else:
+            li = 0
+            half_idx = (nent >> 1) if (i == 0 and fmt.arch == "x86_64") else -1
+            child_tkey_cache: Dict[int, int] = {}
+            if i == 0:
+                self._total = float(len(tables))
+            for t in tables:
+                idx = t + first
+                cbase = base + (idx << lv.shift)
+                while li < len(leaf_runs) and leaf_runs[li][START] < cbase:
+                    _push(out, leaf_runs[li])
+                    li += 1
+                raw = int(e[idx])
+                tattr = raw & self._table_attr
+                ck = child_tkey_cache.get(tattr)
+                if ck is None:
+                    ck = child_tkey_cache[tattr] = self._tkey(tkey, raw)
+                child = self._visit(fmt.output_address(raw), i + 1, cbase, ck, b_lo, b_hi)
+                if idx == half_idx:
+                    out.extend(child)      # the canonical hole: never join across it
+                else:
+                    for r in child:
+                        _push(out, r)
+                if self._progress is not None and i <= 1:
+                    self._tick(i, len(tables))
+            while li < len(leaf_runs):
+                _push(out, leaf_runs[li])
+                li += 1
+        if covered:
+            self._memo[key] = (base, out)
+        return out
+
+    def _tick(self, level: int, siblings: int) -> None:
+        # progress in root entries: a root entry is done, or 1/siblings of one
+        if level == 0:
+            self._done = float(int(self._done + 0.999999))
+        else:
+            self._done += 1.0 / siblings
+        self._progress("page tables", min(self._done, self._total), self._total)
+
+    def _leaf_runs(self, e, good_leaf, i: int, base: int, tkey: int, first: int, stop: int) -> List[Run]:
+        li = np.flatnonzero(good_leaf[first:stop])
+        if not li.size:
+            return []
+        li = li + first
+        lv = self.format.levels[i]
+        span = lv.leaf_size
+        ent = e[li]
+        pa = ent & np.uint64(self._pa_mask[i])
+        for mask, shift in self._others:
+            part = ent & np.uint64(mask)
+            pa |= (part << np.uint64(shift)) if shift > 0 else (part >> np.uint64(-shift))
+        attr = ent & np.uint64(self._attr[i])
+        n = li.size
+        if n == 1:
+            s = base + (int(li[0]) << lv.shift)
+            return [(s, s + span, int(pa[0]), 0, i, int(attr[0]), tkey)]
+        adjacent = np.diff(li) == 1
+        same_attr = attr[1:] == attr[:-1]
+        d = pa[1:] - pa[:-1]
+        lin = d == np.uint64(span)
+        rep = d == 0
+        cont = adjacent & same_attr & (lin | rep)
+        kind = np.where(lin, 1, 2)
+        brk = np.empty(n, dtype=bool)
+        brk[0] = True
+        brk[1:] = ~cont
+        if n > 2:
+            brk[2:] |= cont[:-1] & cont[1:] & (kind[1:] != kind[:-1])
+        starts = np.flatnonzero(brk)
+        ends = np.append(starts[1:], n) - 1
+        s_idx = li[starts].tolist()
+        e_idx = li[ends].tolist()
+        pas = pa[starts].tolist()
+        attrs = attr[starts].tolist()
+        # a run of two or more leaves is periodic when its first step repeats the frame
+        nxt = np.minimum(starts + 1, n - 1)
+        periodic = ((pa[nxt] == pa[starts]) & (ends > starts)).tolist()
+        shift = lv.shift
+        out = []
+        for a, b, p, at, per in zip(s_idx, e_idx, pas, attrs, periodic):
+            out.append((base + (a << shift), base + ((b + 1) << shift), p, span if per else 0, i, at, tkey))
+        return out
+
+
+def _push(out: List[Run], r: Run) -> None:
+    """Append run ``r``, joining it to the last run when they continue each other."""
+    if out:
+        p = out[-1]
+        if p[END] == r[START] and p[LEVEL] == r[LEVEL] and p[ATTR] == r[ATTR] and p[TKEY] == r[TKEY] \
+                and p[PERIOD] >= 0 and r[PERIOD] >= 0:
+            plen = p[END] - p[START]
+            if not p[PERIOD] and not r[PERIOD] and r[PA] == p[PA] + plen:
+                out[-1] = (p[START], r[END], p[PA], 0) + p[4:]
+                return
+            # a linear run of n bytes also repeats with period n
+            pp = p[PERIOD] or plen
+            rp = r[PERIOD] or (r[END] - r[START])
+            if pp == rp and p[PA] == r[PA] and plen % pp == 0:
+                out[-1] = (p[START], r[END], p[PA], pp) + p[4:]
+                return
+    out.append(r)
+
+
+def join_ignoring_pa(runs: Iterable[Run]) -> List[Run]:
+    """Join neighbouring runs of equal level and attributes whatever their frames.
+
+    A join that no arithmetic rule describes keeps the physical address of
+    its first byte and gets period -1 ("mixed": the kernel's ptdump text view).
+    """
+    out: List[Run] = []
+    for r in runs:
+        if out:
+            p = out[-1]
+            if p[END] == r[START] and p[LEVEL] == r[LEVEL] and p[ATTR] == r[ATTR] and p[TKEY] == r[TKEY]:
+                tmp = [p]
+                _push(tmp, r)
+                out[-1] = tmp[0] if len(tmp) == 1 else (p[START], r[END], p[PA], -1) + p[4:]
+                continue
+        out.append(r)
+    return out
+
+
+@dataclass(frozen=True)
+class PtRange:
+    """One range of a page-table dump.
+
+    ``[start, end)`` is virtual; ``pa`` is the physical address of ``start``.
+    ``pa_rule`` says how the rest follows: ``"linear"`` (pa of ``va`` is
+    ``pa + (va - start)``), ``"repeat"`` (every leaf maps the same
+    ``page_size`` bytes at ``pa``, as the KASAN early shadow does) or
+    ``"mixed"`` (text view only: frames not contiguous); for "repeat",
+    ``pa_period`` is the length in bytes after which frames repeat (0
+    otherwise).  ``page_size`` is
+    the leaf size in bytes, ``level`` its level name, ``flags`` the decoded
+    leaf bits without use bits (accessed/dirty), ``table_flags`` the attribute
+    bits of the table entries above it that restrict access, ``permissions``
+    the effective rights, ``region`` the layout region, ``owner`` what owns
+    the range (vmap area caller, module section, image section) or None.
+    """
+
+    start: int
+    end: int
+    pa: int
+    pa_rule: str
+    page_size: int
+    level: str
+    flags: Tuple[str, ...]
+    table_flags: Tuple[str, ...]
+    permissions: Permissions
+    region: object
+    owner: Optional[str]
+    pa_period: int = 0
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    @property
+    def pages(self) -> int:
+        return self.size // self.page_size
+
+
+_TABLE_FLAG_NAMES = {"x86_64": (("RW", 1 << 1, False), ("US", 1 << 2, False), ("NX", 1 << 63, True)),
+                     "arm64": (("PXNTable", 1 << 59, True), ("UXNTable", 1 << 60, True),
+                               ("APTable0", 1 << 61, True), ("APTable1", 1 << 62, True))}
+
+
+def table_flag_names(fmt: PagingFormat, raws: Sequence[int]) -> Tuple[str, ...]:
+    """Restrictions the table entries above a leaf impose, as flag names.
+
+    x86-64: ``!RW``/``!US`` where a table entry lacks RW/US, ``NX`` where one
+    sets it; arm64: the hierarchical PXNTable/UXNTable/APTable bits set.
+    """
+    out = []
+    for name, bit, when_set in _TABLE_FLAG_NAMES.get(fmt.arch, ()):
+        if when_set and any(r & bit for r in raws):
+            out.append(name)
+        elif not when_set and not all(r & bit for r in raws):
+            out.append("!" + name)
+    return tuple(out)
+
+
+class Owners:
+    """Names what owns kernel virtual addresses: image sections, modules, vmap areas.
+
+    Built from a :class:`~kmemdbg.kernel.Kernel`; every source is optional
+    and a source that fails is dropped (its error kept in ``errors``).
+    ``owner(va)`` returns ``(name, end)``: the owner's description and the
+    virtual end (exclusive) of its range, or ``(None, end of the gap)``.
+    """
+
+    def __init__(self, kernel) -> None:
+        self.errors: List[str] = []
+        spans: List[Tuple[int, int, str]] = []
+        try:
+            from .kernel import IMAGE_SECTIONS
+            for name, lo, hi in IMAGE_SECTIONS:
+                a, b = kernel.symbols.address(lo), kernel.symbols.address(hi)
+                if a is not None and b is not None and b > a:
+                    spans.append((a, b, f"kernel .{name}"))
+        except Exception as err:  # noqa: BLE001 - symbols are optional
+            self.errors.append(f"image sections: {err}")
+        objs = kernel.objects()
+        mod_spans: List[Tuple[int, int, str]] = []
+        if objs is not None:
+            try:
+                for mod in objs.modules():
+                    for sec in mod.sections:
+                        mod_spans.append((sec.start, sec.end, f"module {mod.name} {sec.name}"))
+            except (KmemdbgError, Exception) as err:  # noqa: BLE001 - BtfError and corrupt lists
+                self.errors.append(f"modules: {str(err).splitlines()[0] if str(err) else err}")
+            try:
+                for a in objs.vmap_areas():
+                    if a.state != "busy":
+                        continue
+                    what = a.caller_name or (a.flags[0] if a.flags else "vmap area")
+                    words = " ".join(a.flags)
+                    spans.append((a.start, a.end, f"vmap {what}" + (f" [{words}]" if words else "")))
+            except (KmemdbgError, Exception) as err:  # noqa: BLE001
+                self.errors.append(f"vmap areas: {str(err).splitlines()[0] if str(err) else err}")
+        # modules first: a module section is more specific than its vmap area
+        merged: Dict[Tuple[int, int], str] = {}
+        for s, e, n in spans:
+            merged.setdefault((s, e), n)
+        self._mods = sorted(mod_spans)
+        self._spans = sorted((s, e, n) for (s, e), n in merged.items())
+        self._starts = [s for s, _, _ in self._spans]
+        self._mod_starts = [s for s, _, _ in self._mods]
+
+    @staticmethod
+    def _find(starts, spans, va):
+        i = bisect.bisect_right(starts, va) - 1
+        best = None
+        for j in range(max(0, i - 3), i + 1):
+            s, e, n = spans[j]
+            if s <= va < e and (best is None or s >= best[0]):
+                best = (s, e, n)
+        nxt = starts[i + 1] if i + 1 < len(starts) else 1 << 64
+        return best, nxt
+
+    def owner(self, va: int) -> Tuple[Optional[str], int]:
+        best, nxt = self._find(self._mod_starts, self._mods, va) if self._mods else (None, 1 << 64)
+        if best is not None:
+            return best[2], min(best[1], nxt)
+        nxt_mod = nxt
+        best, nxt = self._find(self._starts, self._spans, va) if self._spans else (None, 1 << 64)
+        if best is not None:
+            return best[2], min(best[1], nxt, nxt_mod)
+        return None, min(nxt, nxt_mod)
+
+
+#: Region kinds with no owner lookups (one owner: the kernel's own map).
+_NO_OWNER = frozenset({"linear", "vmemmap", "kasan-shadow", "user", "non-canonical"})
+
+
+def split_by_regions(runs: List[Run], layout) -> List[Tuple[Run, object]]:
+    """Cut runs at region boundaries of ``layout``; each piece with its region."""
+    points = sorted({r.start for r in layout.regions} | {r.end for r in layout.regions})
+    out = []
+    for r in runs:
+        s, e = r[START], r[END]
+        i = bisect.bisect_right(points, s)
+        while s < e:
+            cut = points[i] if i < len(points) and points[i] < e else e
+            piece = _slice(r, s, cut)
+            out.append((piece, layout.region_of(s)))
+            s = cut
+            i += 1
+    return out
+
+
+def _slice(r: Run, s: int, e: int) -> Run:
+    if s == r[START] and e == r[END]:
+        return r
+    per = r[PERIOD]
+    if per > 0:
+        pa = r[PA] + (s - r[START]) % per
+    elif per == 0:
+        pa = r[PA] + (s - r[START])
+    else:
+        pa = r[PA] if s == r[START] else -1
+    return (s, e, pa, per) + r[4:]
+
+
+def ptdump(kernel, start: Optional[int] = None, end: Optional[int] = None, *,
+           split_pa: bool = False, owners: bool = True, progress: Optional[Progress] = None,
+           sweep: Optional[LeafSweep] = None) -> List[PtRange]:
+    """The page-table dump of ``kernel`` over virtual ``[start, end)`` (default: the kernel half).
+
+    Neighbouring leaves of the same level, attributes and region are merged
+    into one :class:`PtRange`.  With ``split_pa`` a range is also cut where
+    its physical addresses stop following one rule, so that ``pa_rule`` is
+    never ``"mixed"`` (the JSON view).  ``owners=False`` skips the module and
+    vmap-area lookups.  Reads each table page at most once (through the
+    kernel's table cache); ``progress(what, done, total)`` is called as the
+    sweep advances.
+    """
+    fmt = kernel.tables.format
+    sw = sweep or LeafSweep(fmt, kernel.walker.cache, kernel.tables.root_pa)
+    runs = sw.runs(start, end, progress)
+    if not split_pa:
+        runs = join_ignoring_pa(runs)
+    own = Owners(kernel) if owners else None
+    out: List[PtRange] = []
+    names: Dict[Tuple[int, int, int], Tuple[Tuple[str, ...], Tuple[str, ...], Permissions]] = {}
+    for piece, region in split_by_regions(runs, kernel.layout):
+        pieces = [(piece, None)]
+        if own is not None and region.kind not in _NO_OWNER:
+            pieces = []
+            s = piece[START]
+            while s < piece[END]:
+                name, stop = own.owner(s)
+                cut = min(stop, piece[END]) if stop > s else piece[END]
+                pieces.append((_slice(piece, s, cut), name))
+                s = cut
+        for p, name in pieces:
+            key = (p[LEVEL], p[ATTR], p[TKEY])
+            got = names.get(key)
+            if got is None:
+                leaf_raw = p[ATTR] | 1 if fmt.arch == "x86_64" else p[ATTR]
+                flags = tuple(f for f in fmt.flags(leaf_raw, p[LEVEL], True) if f not in _USE_FLAGS)
+                got = names[key] = (flags, table_flag_names(fmt, sw.table_raws(p[TKEY])),
+                                    sw.permissions(p))
+            rule = "linear" if p[PERIOD] == 0 else "repeat" if p[PERIOD] > 0 else "mixed"
+            out.append(PtRange(p[START], p[END], p[PA], rule, fmt.levels[p[LEVEL]].leaf_size,
+                               fmt.levels[p[LEVEL]].name, got[0], got[1], got[2], region, name,
+                               max(p[PERIOD], 0)))
+    return out
+
+
+__all__ = ["LeafSweep", "SweepFault", "PtRange", "Owners", "ptdump", "join_ignoring_pa",
+           "split_by_regions", "table_flag_names"]
