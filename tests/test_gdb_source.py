@@ -289,3 +289,18 @@ def test_sourced_file_registers_the_command_in_real_gdb_and_reports_not_connecte
         "kmemdbg: gdb is not connected to a guest: 'target remote HOST:PORT' to QEMU's gdbstub "
         "(qemu -s or -gdb tcp:127.0.0.1:PORT) first"]
     assert "vtop|classify|check|ptov|layout" in out.stdout
+
+
+def test_ptdump_over_the_fake_stub_equals_the_cli_on_the_same_slice():
+    pytest.importorskip("numpy")
+    if not hasattr(cli, "cmd_ptdump"):
+        pytest.skip("this checkout has no ptdump command")
+    link, path, _ = _x86_link()
+    status, text = run(LiveTarget(link), ["--json", "ptdump"])
+    assert status == 0, text
+    got, want = json.loads(text), _cli_json(path, ["ptdump"])
+    assert len(got) > 100
+    # Owners come from allocations, which a slice keeps in an ELF note (see above).
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("owner", "allocation")} for r in rows]  # noqa: E731
+    assert strip(got) == strip(want)
+    assert link.mode == "0"

@@ -15,6 +15,7 @@ command fails halfway.
 from __future__ import annotations
 
 import io
+import sys
 from contextlib import redirect_stderr, redirect_stdout
 from typing import List, Optional, Tuple
 
@@ -137,6 +138,9 @@ def run(target: LiveTarget, argv: List[str]) -> Tuple[int, str]:
                 status = cli.main(argv, kernel=kernel)
     except KmemdbgError as exc:
         return 1, f"kmemdbg: {exc}"
+    except ImportError as exc:
+        return 1, (f"kmemdbg: {command} needs the Python module {exc.name}, which gdb's Python "
+                   f"{sys.version.split()[0]} cannot import (on Debian: apt-get install python3-{exc.name})")
     except Exception as exc:  # noqa: BLE001 - gdb must never show a traceback for a kmemdbg failure
         first = str(exc).splitlines()[0] if str(exc) else ""
         return 1, f"kmemdbg: {type(exc).__name__}: {first}"
