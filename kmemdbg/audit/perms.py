@@ -68,7 +68,12 @@ def rule_wx(ctx: AuditContext) -> List[Finding]:
                 # code is expected only in areas the module loader / execmem / BPF made
                 expected = owner is None or owner.startswith("module ") or \
                     any(c in owner for c in _CODE_CALLERS)
-            if not expected:
+            if not expected and p.region.kind == "fixmap":
+                # arm64 maps the KPTI trampoline text into the fixmap (FIX_ENTRY_TRAMP_TEXT*)
+                out.append(Finding("wx", "info", "fixmap-text", p.start, p.end, p.pa, owner,
+                                   f"{_range_text(p)} (fixmap) is kernel code: the KPTI entry trampoline "
+                                   "is mapped there read-only and executable", _evidence(ctx, p, perms)))
+            elif not expected:
                 out.append(Finding("wx", "medium", "exec-without-pxn", p.start, p.end, p.pa, owner,
                                    f"{_range_text(p)} ({p.region.kind}) is executable at EL1 although "
                                    f"the kernel maps {p.region.kind} memory with PXN"
