@@ -140,7 +140,8 @@ class Kernel(Session):
     def build(cls, memory: PhysicalMemory, info: VmcoreInfo, arch: str, description: str,
               prog, symbols: SymbolTable, notes: Sequence[str]) -> "Kernel":
         tables = kernel_tables(info, arch)
-        walker = Walker(tables.format, memory, tables.root_pa, TableCache(memory))
+        walker = Walker(tables.format, memory, tables.root_pa, TableCache(memory),
+                        half="upper" if arch == "arm64" else "both")
         return cls(memory, info, tables, walker, description, prog, symbols, notes)
 
     # -- evidence -----------------------------------------------------------
@@ -462,7 +463,8 @@ class Kernel(Session):
         root = self.walker.walk(pgd_va).pa
         if root is None:
             raise KmemdbgError(f"mm->pgd 0x{pgd_va:x} is not mapped")
-        return Walker(self.tables.format, self.memory, root, self.walker.cache)
+        return Walker(self.tables.format, self.memory, root, self.walker.cache,
+                      half="lower" if self.arch == "arm64" else "both")
 
     def translate_user(self, va: int, pid: Optional[int] = None, mm: Optional[int] = None) -> Walk:
         """Walk user virtual ``va`` in the address space of ``pid`` (or ``mm``)."""

@@ -30,6 +30,15 @@ class KernelTables:
     evidence: str
 
 
+def _release(osrelease: "str | None") -> tuple:
+    """(major, minor) of an OSRELEASE string; (99, 0) when unknown (assume current)."""
+    try:
+        major, minor = (osrelease or "").split(".")[:2]
+        return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+    except ValueError:
+        return (99, 0)
+
+
 def kernel_tables(info: VmcoreInfo, arch: str, phys_bits: int = 52) -> KernelTables:
     """Derive the kernel root and format for ``arch`` ("x86_64" or "arm64").
 
@@ -62,8 +71,12 @@ def kernel_tables(info: VmcoreInfo, arch: str, phys_bits: int = 52) -> KernelTab
         voff = info.number("kimage_voffset")
         va_bits = info.number("VA_BITS")
         t1sz = info.number("TCR_EL1_T1SZ")
+        # PROT_NONE and swap encodings leave no trace in a dump but the
+        # release: PTE_PRESENT_INVALID replaced PTE_PROT_NONE (bit 58) in 6.10.
+        old = _release(info.osrelease()) < (6, 10)
         try:
-            fmt = arm64.paging_format(page_size, va_bits, t1sz)
+            fmt = arm64.paging_format(page_size, va_bits, t1sz, prot_none_bit=58 if old else 11,
+                                      swap_layout=arm64.SWAP_LAYOUT_OLD if old else arm64.SWAP_LAYOUT_6_10)
         except ValueError as err:
             raise LayoutError(f"unsupported arm64 paging: {err}") from None
         root_pa = (root_va - voff) & ((1 << 64) - 1)

@@ -66,7 +66,8 @@ class Session:
 def session_from(memory: PhysicalMemory, info: VmcoreInfo, arch: str, description: str,
                  prog: Optional[object] = None) -> Session:
     tables = kernel_tables(info, arch)
-    walker = Walker(tables.format, memory, tables.root_pa, TableCache(memory))
+    walker = Walker(tables.format, memory, tables.root_pa, TableCache(memory),
+                    half="upper" if arch == "arm64" else "both")
     return Session(memory, info, tables, walker, description, prog)
 
 

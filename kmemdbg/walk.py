@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .arch.base import (MASK64, NON_CANONICAL, RESERVED, ROOT_MISALIGNED, TABLE_LOOP,
+from .arch.base import (MASK64, NON_CANONICAL, NOT_PRESENT, RESERVED, ROOT_MISALIGNED, TABLE_LOOP,
                         TABLE_UNREADABLE, PagingFormat, Permissions)
 from .errors import PhysicalReadError
 from .memory import PhysicalMemory, TableCache
@@ -121,7 +121,10 @@ class Walker:
     """
 
     def __init__(self, fmt: PagingFormat, memory: PhysicalMemory, root_pa: int,
-                 cache: Optional[TableCache] = None) -> None:
+                 cache: Optional[TableCache] = None, half: str = "both") -> None:
+        if half not in ("both", "upper", "lower"):
+            raise ValueError(f"half must be both, upper or lower, not {half!r}")
+        self.half = half
         self.format = fmt
         self.memory = memory
         self.root_pa = root_pa
@@ -140,6 +143,11 @@ class Walker:
         if not fmt.in_range(va):
             return self._done(va, (), None, None, None, Fault(
                 None, NON_CANONICAL, f"outside the {fmt.va_bits}-bit translated ranges of {fmt.name}"))
+        if self.half != "both" and (va >> 63 == 1) != (self.half == "upper"):
+            # arm64: TTBR1 tables translate only the upper half, TTBR0 the lower
+            return self._done(va, (), None, None, None, Fault(
+                None, NOT_PRESENT, f"these tables translate only the {self.half} half "
+                                   f"({'kernel' if self.half == 'upper' else 'user'} addresses)"))
         if self.root_pa % fmt.root_align:
             return self._done(va, (), None, None, None, Fault(
                 fmt.levels[0].name, ROOT_MISALIGNED,
@@ -234,8 +242,14 @@ class Walker:
         single = fmt.address[0].mask if len(fmt.address) == 1 and fmt.address[0].shift == 0 else 0
         order = [(memo[i], span[i]) for i in range(last, 0, -1)]
         in_range, invalid = fmt.in_range, fmt.invalid
+        half_bit = {"both": None, "upper": 1, "lower": 0}[self.half]
         for va in vas:
             node = None
+            if half_bit is not None and va >> 63 != half_bit:
+                pas.append(None)
+                sizes.append(None)
+                faults.append((None, NOT_PRESENT if in_range(va) else NON_CANONICAL))
+                continue
             for table, sp in order:
                 node = table.get(va >> sp)
                 if node is not None:

@@ -211,10 +211,6 @@ def test_sme_c_bit_drgn_faults_where_kmemdbg_matches_the_model(mode, sme_mask, p
         prog.read(vm, 8)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kmemdbg bug (kmemdbg/arch/arm64.py paging_format() in_range accepts the TTBR0 half; "
-    "kernel_tables() hands that format to the kernel root): drgn faults on a user VA walked "
-    "from swapper_pg_dir, kmemdbg translates it through the linear map's tables"))
 @pytest.mark.parametrize("mode", ["arm64-4k-48", "arm64-64k-42"])
 def test_arm64_user_half_va_through_the_kernel_root_agrees_with_drgn(mode, core):
     model, session, prog, root = core(mode, {})

@@ -187,8 +187,12 @@ class Env:
         return self.tables.format
 
     def walker(self, root_pa: Optional[int] = None) -> Walker:
+        # arm64 kernel tables (TTBR1) translate the upper half, user tables the lower
+        half = "both"
+        if self.case.arch == "arm64":
+            half = "upper" if root_pa in (None, self.tables.root_pa) else "lower"
         return Walker(self.fmt, self.model.memory,
-                      self.tables.root_pa if root_pa is None else root_pa)
+                      self.tables.root_pa if root_pa is None else root_pa, half=half)
 
 
 def build(case: Case, seed: int):
@@ -219,18 +223,13 @@ def known_disagreement(case: Case, t, space: str) -> Optional[str]:
 
     Each reason has a strict xfail test below.
     """
-    if case.arch == "x86_64" and space == "kernel" and t.status == "not-present" \
-            and t.raw >> 8 & 1:
-        return "x86 kernel non-present entry keeping G (bit 8) decoded as PROT_NONE"
-    if case.arch == "arm64" and space == "user" and t.status == "prot-none" and case.era != "6.9":
-        return "pre-6.10 PROT_NONE (bit 58) decoded as swap"
     return None
 
 
 def swap_detail_comparable(case: Case) -> bool:
     # arm64 6.10+ moved the swap type to bits 6..10 and the offset to 12..61;
-    # kmemdbg decodes the pre-6.10 layout (xfail test below).
-    return not (case.arch == "arm64" and case.era == "6.9")
+    # kmemdbg picks the layout from the release (the model's eras carry one each).
+    return True
 
 
 def expected_batch(t) -> Tuple[Optional[int], Optional[int], Optional[Tuple[Optional[str], str]]]:
@@ -278,6 +277,10 @@ def assert_walk_is_truth(case: Case, fmt, walk, t, space: str = "kernel") -> Non
     expected = {"unmapped": NOT_PRESENT, "prot-none": PROT_NONE, "swap": SWAP,
                 "not-present": NOT_PRESENT}[t.status]
     assert fault.reason == expected, ctx
+    if t.level is None and "TTBR" in (t.reason or ""):
+        # the other half of an arm64 address space: these tables never see it
+        assert (fault.level, walk.steps) == (None, ()), ctx
+        return
     assert (fault.level, fault.entry_pa, fault.raw) == (t.level, t.entry_pa, t.raw), ctx
     assert walk.steps[-1].kind == "invalid" and len(walk.steps) == \
         fmt.level_named(t.level) + 1, ctx
@@ -314,15 +317,6 @@ def check_addresses(e: Env, vas, space: str = "kernel") -> dict:
 def in_scope(e: Env, va: int, space: str) -> bool:
     """Addresses the property tests check: all but the two known-bug zones on arm64
     (the other TTBR half, and VAs between the run-time and the table VA size)."""
-    p = e.model.params
-    if e.case.arch != "arm64":
-        return True
-    run, walk = p["runtime_va_bits"], p["walk_va_bits"]
-    lower, upper = va < 1 << run, va >= (1 << 64) - (1 << run)
-    if (space == "kernel" and lower) or (space == "user" and upper):
-        return False                    # the other TTBR half: see the xfail test
-    if walk != run and (va < 1 << walk or va >= (1 << 64) - (1 << walk)) and not (lower or upper):
-        return False                    # beyond T1SZ: see the xfail test
     return True
 
 
@@ -655,11 +649,6 @@ def test_random_garbage_entries_give_the_same_answer_single_and_batched(case, da
 
 # -- known disagreements (strict xfails; see the final report) ---------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kmemdbg/arch/arm64.py _invalid(): swap entries are decoded with the pre-6.10 layout "
-    "(type bits 3..7, offset from bit 8); since v6.10 ('arm64/mm: Move PTE_PRESENT_INVALID "
-    "to overlay PTE_NG') the type is in bits 6..10 and the offset from bit 12, which the "
-    "model's era 6.9 (6.10+ non-present layout) uses"))
 @pytest.mark.parametrize("case", [c for c in ARM64_CASES if c.era == "6.9"][:3],
                          ids=[c.id for c in ARM64_CASES if c.era == "6.9"][:3])
 def test_arm64_6_10_swap_entry_detail_names_type_and_offset(case):
@@ -692,11 +681,6 @@ def test_arm64_pre_6_10_swap_entry_detail_names_type_and_offset(case):
     assert n == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kmemdbg/kernel_tables.py kernel_tables() always builds arm64.paging_format() with the "
-    "default prot_none_bit=11 (PTE_PRESENT_INVALID, 6.10+); before v6.10 PROT_NONE was "
-    "PTE_PROT_NONE, bit 58, so a pre-6.10 PROT_NONE user PTE (valid=0, bit 58 set, bit 11 "
-    "clear) is reported as a swap entry"))
 @pytest.mark.parametrize("case", [c for c in ARM64_CASES if c.era != "6.9"][:3],
                          ids=[c.id for c in ARM64_CASES if c.era != "6.9"][:3])
 def test_arm64_pre_6_10_prot_none_is_prot_none(case):
@@ -708,14 +692,6 @@ def test_arm64_pre_6_10_prot_none_is_prot_none(case):
             assert walker.walk(va).fault.reason == PROT_NONE
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kmemdbg/arch/x86_64.py _invalid(): any non-present entry with bit 8 is PROT_NONE, also "
-    "for kernel VAs.  PROT_NONE is a user-mapping notion; a kernel (direct-map) entry made "
-    "non-present by KFENCE keeps G (bit 8): arch/x86/include/asm/kfence.h clears only "
-    "_PAGE_PRESENT (later kernels invert the whole PTE against L1TF, which sets bit 8 "
-    "whenever G was clear), so the model's KFENCE guard pages ('not-present', G kept, PFN "
-    "inverted) are reported as 'prot-none'.  arm64's decoder already reports kernel VAs "
-    "as not-present; x86 should check va >> 63 before PROTNONE too"))
 @pytest.mark.parametrize("case", [CASES[CASE_IDS.index(i)] for i in
                                   ("x86_64-4level", "x86_64-5level-sme47-pa48")],
                          ids=["x86_64-4level", "x86_64-5level-sme47-pa48"])
@@ -728,12 +704,6 @@ def test_x86_kfence_guard_page_in_the_direct_map_is_not_present(case):
     assert w.fault.reason == NOT_PRESENT, w.fault
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kmemdbg/arch/arm64.py paging_format(): in_range() accepts both the TTBR0 and the TTBR1 "
-    "half (uniform_from = walk bits), and kernel_tables() gives the kernel root that format, "
-    "so a user (TTBR0) VA is walked through swapper_pg_dir: 0x400000 translates via the "
-    "linear map's L0[0] entry instead of faulting (the model says the kernel root does not "
-    "translate it; drgn faults)"))
 @pytest.mark.parametrize("case", [CASES[CASE_IDS.index(i)] for i in
                                   ("arm64-4k-48", "arm64-16k-52on47", "arm64-4k-39")],
                          ids=["arm64-4k-48", "arm64-16k-52on47", "arm64-4k-39"])
@@ -746,11 +716,6 @@ def test_arm64_user_half_address_through_the_kernel_root_faults(case):
         [(hex(va), hex(walker.walk(va).pa or 0)) for va in low[:3]]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kmemdbg/arch/arm64.py paging_format(): for 64K pages the format keeps "
-    "uniform_from = walk_bits = VA_BITS (52) even when TCR_EL1.T1SZ says the MMU runs "
-    "48-bit; VAs in [-(2**52), -(2**48)) are outside TTBR1's range (model: non-canonical) "
-    "but the walker reports not-present at L1 instead of non-canonical"))
 @pytest.mark.parametrize("case", [CASES[CASE_IDS.index("arm64-64k-52on48")]],
                          ids=["arm64-64k-52on48"])
 def test_arm64_64k_52on48_beyond_t1sz_is_non_canonical(case):
@@ -761,22 +726,14 @@ def test_arm64_64k_52on48_beyond_t1sz_is_non_canonical(case):
     assert w.fault is not None and w.fault.reason == NON_CANONICAL, w.fault
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "model bug, kmemdbg/model/kernel.py _x86_kernel(): with phys_bits=52 it always adds the "
-    "high RAM bank at 0xb000000000000, which a 4-level direct map (64 TiB) cannot hold: with "
-    "KASLR x86_kaslr_bases() hits 'empty range for randrange()', without it map() raises "
-    "'not in this address space'.  A 4-level kernel on a 52-bit MAXPHYADDR CPU is ordinary; "
-    "the bank should be skipped (or sized) when it does not fit the direct map"))
 @pytest.mark.parametrize("kaslr", [True, False])
 def test_model_builds_x86_4level_kernel_on_a_52bit_pa_machine(kaslr):
-    build_kernel("x86_64-4level", seed=0, phys_bits=52, kaslr=kaslr)
+    """A 4-level kernel on a 52-bit MAXPHYADDR CPU: RAM stays inside the 2^46-byte direct map."""
+    m = build_kernel("x86_64-4level", seed=0, phys_bits=52, kaslr=kaslr)
+    assert all(end <= 1 << 46 for _s, end in m.params["ram"])
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "model bug, kmemdbg/model/layout.py arm64_layout() era '5.11': for a 16K VA_BITS=52 build "
-    "running 47-bit, vmin = min(va, 48) = 48 puts PAGE_END/the vmalloc start inside the "
-    "47-bit linear map, so _vmalloc_areas() collides with it ('already mapped at or below "
-    "L2').  (16K 52-bit VA only exists since v6.9, so the model could also refuse the era)"))
-@pytest.mark.parametrize("kaslr", [True, False])
-def test_model_builds_arm64_16k_52on47_in_era_5_11(kaslr):
-    build_kernel("arm64-16k-52on47", seed=0, era="5.11", kaslr=kaslr)
+def test_model_refuses_arm64_16k_52bit_before_6_9():
+    """16K pages with 52-bit VA came with LPA2 in v6.9: older eras are refused, not mislaid."""
+    with pytest.raises(ValueError, match="only since v6.9"):
+        build_kernel("arm64-16k-52on47", seed=0, era="5.11")

@@ -85,7 +85,14 @@ def _flags_factory(levels: int, lpa2: bool, mair: Tuple[str, ...]):
     return flags
 
 
-def _invalid(pa_of, prot_none_bit: int, last: int):
+# Swap entry layouts: (type shift, type bits, offset shift).  6.10 moved them
+# when PTE_PRESENT_INVALID took over bit 11 (arch/arm64/include/asm/pgtable.h).
+SWAP_LAYOUT_6_10 = (6, 5, 12)
+SWAP_LAYOUT_OLD = (3, 5, 8)
+
+
+def _invalid(pa_of, prot_none_bit: int, last: int, swap_layout=SWAP_LAYOUT_6_10):
+    t_shift, t_bits, o_shift = swap_layout
     def invalid(raw: int, level: int, va: int) -> InvalidEntry:
         if raw == 0:
             return InvalidEntry(NOT_PRESENT, "empty entry")
@@ -96,8 +103,8 @@ def _invalid(pa_of, prot_none_bit: int, last: int):
                                                  "(KFENCE guard or page removed from the linear map)")
             return InvalidEntry(PROT_NONE, f"PROT_NONE entry for pa 0x{pa_of(raw):x}")
         if not kernel and level == last:
-            return InvalidEntry(SWAP, f"swap entry type {(raw >> 3) & 0x1f} "
-                                      f"offset 0x{(raw >> 8) & ((1 << 50) - 1):x}")
+            return InvalidEntry(SWAP, f"swap entry type {(raw >> t_shift) & ((1 << t_bits) - 1)} "
+                                      f"offset 0x{(raw >> o_shift) & ((1 << 50) - 1):x}")
         return InvalidEntry(NOT_PRESENT, f"invalid descriptor 0x{raw:x}")
     return invalid
 
@@ -129,6 +136,7 @@ def walk_va_bits(page_size: int, va_bits: int, t1sz: Optional[int]) -> int:
 
 def paging_format(page_size: int = 4096, va_bits: int = 48, t1sz: Optional[int] = None,
                   pa_encoding: Optional[str] = None, prot_none_bit: int = 11,
+                  swap_layout: Tuple[int, int, int] = SWAP_LAYOUT_6_10,
                   mair: Sequence[str] = MAIR_6X) -> PagingFormat:
     """The arm64 format for a granule of ``page_size`` bytes.
 
@@ -186,7 +194,9 @@ def paging_format(page_size: int = 4096, va_bits: int = 48, t1sz: Optional[int] 
         arch="arm64",
         page_shift=page_shift,
         va_bits=walk_bits,
-        uniform_from=walk_bits,
+        # 64K with 52-bit VA on a 48-bit CPU keeps the 52-bit table shape but
+        # TTBR1 only translates 64 - T1SZ bits.
+        uniform_from=min(walk_bits, 64 - t1sz) if t1sz else walk_bits,
         levels=levels,
         valid_mask=VALID,
         leaf_mask=TABLE_BIT,
@@ -197,7 +207,7 @@ def paging_format(page_size: int = 4096, va_bits: int = 48, t1sz: Optional[int] 
         reserved_table=tuple(res_table for _ in levels),
         reserved_leaf=leaf_res,
         flags=_flags_factory(len(levels), lpa2, tuple(mair)),
-        invalid=_invalid(addr_of, prot_none_bit, len(levels) - 1),
+        invalid=_invalid(addr_of, prot_none_bit, len(levels) - 1, swap_layout),
         permissions=_permissions,
         params=(("page_size", page_size), ("va_bits", va_bits), ("t1sz", t1sz),
                 ("pa_encoding", pa_encoding)),

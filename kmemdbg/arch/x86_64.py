@@ -70,7 +70,10 @@ def _invalid(pfn_mask: int):
         if raw == 0:
             return InvalidEntry(NOT_PRESENT, "empty entry")
         frame = (~raw) & pfn_mask
-        if raw & PROTNONE:
+        # Kernel entries never hold PROT_NONE or swap entries: a non-present
+        # kernel entry with bit 8 is a KFENCE guard or a page taken out of the
+        # direct map that kept its G bit.
+        if raw & PROTNONE and va >> 63 == 0:
             return InvalidEntry(PROT_NONE, f"PROT_NONE/NUMA-hinting entry for frame 0x{frame:x} "
                                            "(stored inverted against L1TF)")
         if va >> 63 == 0:

@@ -138,7 +138,8 @@ def _x86_kernel(mode: Mode, rng: random.Random, ram_bytes: int, kaslr: bool,
     five = mode.va_bits == 57
     phys_bits = phys_bits or mode.phys_bits
     ram = [(0, 0x9F000), (1 * M, ram_bytes)]
-    if phys_bits == 52 and not sme_mask:
+    # the high bank only fits a 5-level direct map (4-level maps 2^46 bytes)
+    if phys_bits == 52 and not sme_mask and five:
         ram.append((HIGH_BANK_PA, HIGH_BANK_PA + HIGH_BANK_SIZE))
     for s, e in ram:
         if (e - 1) >> phys_bits or (e - 1) & sme_mask:

@@ -135,6 +135,8 @@ def arm64_layout(mode: Mode, era: str = "6.9") -> Dict[str, int]:
         raise ValueError(f"unknown arm64 era {era!r}; pick one of {ARM64_ERAS}")
     if era in ("5.4", "4.x") and va > 48:
         raise ValueError(f"the {era} layout is modelled for VA_BITS <= 48 only")
+    if era != "6.9" and ps == 14 and va == 52:
+        raise ValueError("16K pages with 52-bit VA exist only since v6.9 (LPA2)")
     out: Dict[str, int] = {}
     if era == "6.9":
         vmin = 47 if (ps == 14 and va == 52) else min(va, 48)
