@@ -19,8 +19,11 @@ from .errors import SourceError
 def _pick(truth) -> List[tuple]:
     picks = []
     for probe in truth.get("probe", []) or []:
-        if probe.get("name") == "bogus_global" and probe.get("va"):
-            picks.append(("the probe's planted virt_to_phys(vmalloc) pointer", int(probe["va"], 16)))
+        if probe.get("name") == "bogus_global" and probe.get("source_va"):
+            picks.append(("a planted bug: a probe module stored virt_to_phys() of a vmalloc pointer "
+                          f"(value {probe['value']}; the kernel's vmalloc_to_pfn() says "
+                          f"pfn {probe['source_pfn']})",
+                          ("claim", int(probe["source_va"], 16), int(probe["value"], 16))))
             break
     for s in truth.get("slice", {}).get("linear_samples", [])[:1]:
         picks.append(("a linear-map (kmalloc-like) address from /proc/iomem's System RAM",
@@ -57,7 +60,10 @@ def run_demo(sample_dir: str, as_json: bool = False):
             lines.append(f"  {r:<13} {render.addr(reg.start)}-{render.addr(reg.end)}")
             lines += render.wrap(reg.source, "    ", "      ")
     for title, what in _pick(truth):
-        if isinstance(what, tuple):
+        claimed = None
+        if isinstance(what, tuple) and what[0] == "claim":
+            va, claimed = what[1], what[2]
+        elif isinstance(what, tuple):
             pa = what[1]
             maps = [m for m in k.phys_to_virts(pa) if m.region.kind == "linear"]
             if not maps:
@@ -65,9 +71,9 @@ def run_demo(sample_dir: str, as_json: bool = False):
             va = maps[0].va + 0x40
         else:
             va = what
-        walk, cls, check = k.translate(va), k.classify(va), k.check_virt_to_phys(va)
+        walk, cls, check = k.translate(va), k.classify(va), k.check_virt_to_phys(va, claimed)
         items.append({"title": title, "vtop": render.vtop_json(walk, cls), "check": render.check_json(check)})
-        lines += ["", "=" * 78, title, "-" * 78]
+        lines += ["", "=" * 78] + render.wrap(title, "", "") + ["-" * 78]
         lines += render.vtop_text(walk, cls)
         lines.append("")
         lines += render.check_text(check)
