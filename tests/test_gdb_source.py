@@ -304,3 +304,15 @@ def test_ptdump_over_the_fake_stub_equals_the_cli_on_the_same_slice():
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("owner", "allocation")} for r in rows]  # noqa: E731
     assert strip(got) == strip(want)
     assert link.mode == "0"
+
+
+def test_a_changed_note_after_resume_means_a_new_kernel_and_a_fresh_scan():
+    link, _, _ = _x86_link()
+    target = LiveTarget(link)
+    assert run(target, ["vtop", "init_mm"])[0] == 0
+    old = target.found.text
+    note = link.overlay[NOTE_PA]
+    link.overlay[NOTE_PA] = note.replace(b"OSRELEASE=6", b"OSRELEASE=7")   # as after a reboot
+    target.resumed()
+    assert run(target, ["layout"])[0] == 0
+    assert target.found.text != old and target.found.text.startswith("OSRELEASE=7")

@@ -24,7 +24,7 @@ from ..kallsyms import KallsymsSymbols
 from ..kernel import Kernel
 from ..vmcoreinfo import VmcoreInfo
 from .source import (FoundVmcoreinfo, GdbPhysicalMemory, NotConnectedError, SCAN_LIMIT_BYTES,
-                     cpu_paging, find_vmcoreinfo)
+                     cpu_paging, find_vmcoreinfo, read_vmcoreinfo_at)
 
 COMMANDS = ("layout", "classify", "vtop", "check", "ptov", "ptdump")
 NOT_CONNECTED = ("gdb is not connected to a guest: 'target remote HOST:PORT' to QEMU's gdbstub "
@@ -33,19 +33,21 @@ SOURCE_OPTIONS = ("--core", "--kcore", "--qmp", "--vmlinux", "--allow-truncated"
 
 
 class LiveKernel(Kernel):
-    """A Kernel over the gdbstub that reuses the BTF types parsed at an earlier stop."""
+    """A Kernel over the gdbstub that reuses the BTF types its target parsed at an earlier stop."""
 
-    btf_cache = None
+    target: Optional["LiveTarget"] = None
 
     def objects(self):
-        if self._objects is None and self._objects_error is None and self.btf_cache is not None:
+        target = self.target
+        if self._objects is None and self._objects_error is None and target is not None \
+                and target.btf is not None:
             from ..kobjects import KernelObjects
 
             self._objects = KernelObjects(self, symbol=self.symbols.address, describe=self.symbols.name_of,
-                                          btf=self.btf_cache)
+                                          btf=target.btf)
         objs = super().objects()
-        if objs is not None and self.btf_cache is None and objs._btf is not None:
-            type(self).btf_cache = objs._btf
+        if objs is not None and target is not None and target.btf is None:
+            target.btf = objs.btf
         return objs
 
 
@@ -63,6 +65,7 @@ class LiveTarget:
         self.scan_limit_bytes = scan_limit_bytes
         self.found: Optional[FoundVmcoreinfo] = None
         self.symbols: Optional[KallsymsSymbols] = None
+        self.btf = None
         self._kernel: Optional[LiveKernel] = None
 
     def resumed(self, *_args) -> None:
@@ -75,7 +78,7 @@ class LiveTarget:
         self.resumed()
         self.found = None
         self.symbols = None
-        LiveKernel.btf_cache = None
+        self.btf = None
 
     def kernel(self) -> Kernel:
         """The Kernel at this stop; raises SourceError subclasses with one-line causes."""
@@ -85,6 +88,8 @@ class LiveTarget:
             raise NotConnectedError(NOT_CONNECTED)
         paging = cpu_paging(self.link)
         with self.memory.physical_mode():
+            if self.found is not None and read_vmcoreinfo_at(self.memory, self.found.pa) != self.found.text:
+                self.detached()     # the guest rebooted (new KASLR offsets) or overwrote the note
             if self.found is None:
                 self.found = find_vmcoreinfo(self.link, self.memory, paging, self.scan_limit_bytes)
         info = VmcoreInfo.parse(self.found.text)
@@ -94,6 +99,7 @@ class LiveTarget:
                  f"CPU: {paging.evidence}"]
         desc = f"QEMU gdbstub (live, {info.osrelease() or 'unknown release'})"
         kernel = LiveKernel.build(self.memory, info, paging.arch, desc, None, self.symbols, notes)
+        kernel.target = self
         self._kernel = kernel
         if self.symbols.table is None and self.symbols.error:
             kernel.notes.append(self.symbols.error)

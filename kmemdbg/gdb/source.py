@@ -26,7 +26,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 from ..arch import arm64, x86_64
 from ..arch.base import PagingFormat
-from ..errors import KmemdbgError, PhysicalReadError, SourceError
+from ..errors import PhysicalReadError, SourceError
 from ..memory import TableCache
 from ..vmcoreinfo import VmcoreInfo
 from ..walk import Walker
@@ -243,7 +243,7 @@ def cpu_paging(link) -> CpuPaging:
             raise PagingOffError(f"paging is off (CR0.PG=0, CR0=0x{cr0:x}): no kernel page tables yet")
         efer = link.register("efer")
         if efer is not None and not efer >> 10 & 1:
-            raise PagingOffError(f"the CPU is not in long mode (EFER.LMA=0): not a 64-bit kernel yet")
+            raise PagingOffError("the CPU is not in long mode (EFER.LMA=0): not a 64-bit kernel yet")
         levels = 5 if cr4 >> 12 & 1 else 4
         fmt = x86_64.paging_format(levels)
         return CpuPaging("x86_64", fmt, cr3 & _bits(12, 51), pc,
@@ -392,4 +392,4 @@ def find_vmcoreinfo(link, memory, paging: CpuPaging, limit_bytes: int = SCAN_LIM
 
 __all__ = ["GdbLink", "GdbPhysicalMemory", "CpuPaging", "cpu_paging", "find_vmcoreinfo",
            "FoundVmcoreinfo", "NotConnectedError", "NoPhysicalModeError", "PagingOffError",
-           "NotAKernelError", "KmemdbgError"]
+           "NotAKernelError", "read_vmcoreinfo_at"]
