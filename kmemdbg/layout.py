@@ -289,8 +289,11 @@ def _x86(b: _Builder) -> None:
               f"+ VMALLOC_SIZE_TB ({vm_size // TIB} TiB)")
     if vmemmap is not None:
         size = TIB if not l5 else TIB << 9
-        b.add("vmemmap", "struct page array (vmemmap)", vmemmap[0], vmemmap[0] + size, vmemmap[1],
-              "+ nominal vmemmap size of the paging mode")
+        end, esrc = vmemmap[0] + size, "+ nominal vmemmap size of the paging mode"
+        # KASLR places the three regions below vaddr_end = CPU_ENTRY_AREA_BASE
+        if vmemmap[0] < 0xFFFFFE0000000000 < end:
+            end, esrc = 0xFFFFFE0000000000, "CPU_ENTRY_AREA_BASE (KASLR's vaddr_end)"
+        b.add("vmemmap", "struct page array (vmemmap)", vmemmap[0], end, vmemmap[1], esrc)
     if ev.symbol("kasan_early_shadow_page") is not None:
         start = 0xFFDFFC0000000000 if l5 else 0xFFFFEC0000000000
         b.add("kasan-shadow", "KASAN shadow", start, 0xFFFFFC0000000000,
