@@ -696,8 +696,13 @@ class KernelObjects:
                 nextval = s.end
         if self.btf.has_member("module", "core_layout") and sec is not None:
             text = [s for s in mod.sections if s.name == ("init_text" if sec.startswith("init_") else "text")]
-            if text:
+            if text and va < text[0].end:
+                # the kernel's rule before v6.4 bounds text symbols by text_size;
+                # data addresses (audit owners) are bounded by their own range
                 nextval = text[0].end
+        lo = next((s.start for s in mod.sections if s.name == sec), None)
+        if lo is not None:
+            syms = [s for s in syms if lo <= s.start]
         for s in syms:
             if s.start <= va and (best is None or s.start > best.start):
                 best = s
