@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Iterable, List, Tuple
 
 PT_LOAD, PT_NOTE = 1, 4
 PF_RWX = 7

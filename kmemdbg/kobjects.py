@@ -575,7 +575,6 @@ class KernelObjects:
             base_field = "core_layout.base"
         base_off = btf.offset("module", base_field)
         list_off = btf.offset("module", "list")
-        mod_size = btf.sizeof("module")
         candidates = []
         for a in self._areas_for_search():
             in_range = lo is not None and hi is not None and lo <= a.start < hi

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import KmemdbgError
-from ..ptdump import END, LEVEL, PA, PERIOD, START, LeafSweep, Owners, Run, split_by_regions
+from ..ptdump import END, LEVEL, PA, PERIOD, START, LeafSweep, Owners, split_by_regions
 from ..virt_to_phys import kernel_pa
 
 Progress = Callable[[str, float, float], None]

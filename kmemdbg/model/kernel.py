@@ -259,7 +259,6 @@ def _arm64_kernel(mode: Mode, rng: random.Random, ram_bytes: int, kaslr: bool, e
     space = AddressSpace(mode.geometry(), enc, memory, allocator, root_pa=load_pa + ROOT_OFF,
                          canonical_bits=act, half="upper")
     params = _common_params(mode, space, phys_bits)
-    linear_size = (lay["page_end"] - lay["linear_start"])
     params.update({
         "sme_mask": 0, "phys_base": None, "KERNELOFFSET": kernel_offset,
         "page_offset": lay["page_offset"], "PHYS_OFFSET": phys_offset,

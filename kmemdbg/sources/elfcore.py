@@ -7,12 +7,11 @@ from each PT_LOAD's ``p_paddr``.
 from __future__ import annotations
 
 import bisect
-import mmap
-import os
 import struct
 from typing import List, Optional, Tuple
 
 from ..errors import PhysicalReadError, SourceError
+from .mapped import map_readonly
 
 PT_LOAD = 1
 PT_NOTE = 4
@@ -28,17 +27,7 @@ class ElfCoreMemory:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError as err:
-            raise SourceError(f"{path}: cannot open: {err.strerror}") from None
-        try:
-            size = os.fstat(fd).st_size
-            if size < 64:
-                raise SourceError(f"{path}: not an ELF core (only {size} bytes)")
-            self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-        finally:
-            os.close(fd)
+        self._map, size = map_readonly(path, 64, "an ELF core")
         ident = self._map[:16]
         if ident[:4] != b"\x7fELF" or ident[4] != 2 or ident[5] != 1:
             raise SourceError(f"{path}: not a 64-bit little-endian ELF file")

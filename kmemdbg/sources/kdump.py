@@ -21,14 +21,13 @@ page size) reads the wrong frames there.  The file is only read.
 """
 from __future__ import annotations
 
-import mmap
-import os
 import struct
 import zlib
 from collections import OrderedDict
 from typing import List, Optional, Tuple
 
 from ..errors import PhysicalReadError, SourceError
+from .mapped import map_readonly
 
 SIGNATURES = (b"KDUMP   ", b"DISKDUMP")
 COMPRESS_ZLIB, COMPRESS_LZO, COMPRESS_SNAPPY, COMPRESS_ZSTD = 0x1, 0x2, 0x4, 0x20
@@ -44,17 +43,7 @@ class KdumpMemory:
 
     def __init__(self, path: str, cache_blocks: int = 256) -> None:
         self.path = path
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError as err:
-            raise SourceError(f"{path}: cannot open: {err.strerror}") from None
-        try:
-            self._size = os.fstat(fd).st_size
-            if self._size < 4096:
-                raise SourceError(f"{path}: too short for a kdump-compressed file")
-            self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-        finally:
-            os.close(fd)
+        self._map, self._size = map_readonly(path, 4096, "a kdump-compressed file")
         m = self._map
         if bytes(m[:8]) not in SIGNATURES:
             if bytes(m[:16]).startswith(b"makedumpfile"):
