@@ -11,7 +11,7 @@ Addresses: ``va`` is virtual; ``pa``, ``table_pa``, ``entry_pa`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from .arch.base import (MASK64, NON_CANONICAL, NOT_PRESENT, RESERVED, ROOT_MISALIGNED, TABLE_LOOP,
                         TABLE_UNREADABLE, PagingFormat, Permissions)
@@ -23,9 +23,11 @@ LEAF = "leaf"
 INVALID = "invalid"
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """One level of a walk: the entry read at ``entry_pa`` in the table at ``table_pa``.
+
+    An immutable typed record (a NamedTuple: walks build millions of them, and
+    it is three times cheaper to create than a frozen dataclass).
 
     ``kind`` is ``"table"`` (points at the next table), ``"leaf"`` (maps
     memory) or ``"invalid"`` (stopped the walk).  ``flags`` are the decoded
