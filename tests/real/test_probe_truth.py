@@ -266,14 +266,32 @@ def test_planted_virt_to_phys_defects_are_in_the_dump(recipe: str, kind: str) ->
 
 @pytest.mark.parametrize("recipe,kind", [c for c in CASES if c[0] in X86],
                          ids=["%s-%s" % c for c in CASES if c[0] in X86])
-def test_x86_huge_vmalloc_is_pmd_mapped_and_wx_page_is_executable(recipe: str, kind: str) -> None:
+def test_x86_huge_vmalloc_is_pmd_mapped(recipe: str, kind: str) -> None:
     """What the fixtures promise the audits: on x86 the 4 MiB vmalloc_huge()
-    buffer is mapped by 2 MiB leaves (lookup_address level 2 on every run),
-    and the W+X page's protection has RW and no NX."""
+    buffer is mapped by 2 MiB leaves (lookup_address level 2 on every run)."""
     p = load(recipe, kind)
     (pmd,) = p.by_name["vmalloc_huge_pmd"]
     assert pmd["first_pmd_leaf"] == "0x1" and pmd["pmd_aligned"] == "0x1", pmd["line"]
     assert all(e["level"] == "0x2" for e in p.by_name["vmalloc_huge.run"])
+
+
+# The probe's PTE of its W+X page, as it printed it after clearing NX:
+# (no-execute bits, write-disable bits, bits holding the frame number below 2**47)
+WX_BITS = {"x86_64": (1 << 63, 0, (1 << 47) - 1),
+           "aarch64": (1 << 53, 1 << 7, (1 << 47) - 1)}   # PXN; PTE_RDONLY
+
+
+@pytest.mark.parametrize("recipe,kind", CASES, ids=["%s-%s" % c for c in CASES])
+def test_wx_page_pte_is_writable_and_executable(recipe: str, kind: str) -> None:
+    """The planted W+X page: vmap() maps it NX (pgprot_nx()), the probe then
+    clears NX (x86: through lookup_address(); arm64: PXN, by a walk from
+    TTBR1_EL1). The printed PTE maps the frame drgn's walk lands on, with no
+    no-execute bit and writable."""
+    p = load(recipe, kind)
     (wx,) = p.by_name["wx_page"]
-    prot = h(wx["pgprot"])
-    assert prot & 0x2 and not prot & (1 << 63), wx["line"]
+    pte = h(wx["pte"])
+    assert pte != 0, "the probe could not make its page executable: %s" % wx["line"]
+    nx, rdonly, frame_mask = WX_BITS[p.arch]
+    frame = pte & frame_mask & ~(p.page - 1)
+    assert not pte & nx and not pte & rdonly, wx["line"]
+    assert frame == h(wx["page_to_pfn"]) * p.page == p.walk(h(wx["va"])), (wx["line"], p.walk(h(wx["va"])))

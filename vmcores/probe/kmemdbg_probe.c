@@ -23,7 +23,10 @@
  *   - kmemdbg_probe_bogus_pa: virt_to_phys() of a vmalloc pointer, in a global;
  *   - the same bogus value in a kmalloc'd descriptor, next to a valid
  *     physical address of a kmalloc buffer (struct kmemdbg_probe_desc);
- *   - a W+X mapping: vmap() of one page with PAGE_KERNEL_EXEC.
+ *   - a W+X mapping: vmap() of one page with PAGE_KERNEL_EXEC, then its PTE
+ *     made executable by hand (x86: through lookup_address(); arm64: by a
+ *     walk from TTBR1_EL1), since vmap() applies pgprot_nx() to whatever
+ *     protection it is given (v5.8+) and set_memory_x() is not exported.
  */
 #include <linux/init.h>
 #include <linux/io.h>
@@ -35,6 +38,7 @@
 #include <linux/stddef.h>
 #include <linux/string.h>
 #include <linux/vmalloc.h>
+#include <asm/tlbflush.h>
 #ifdef CONFIG_X86
 #include <asm/pgtable_types.h>
 #endif
@@ -120,6 +124,62 @@ static const char *x86_walk(char *out, size_t len, const void *va)
 {
 	out[0] = 0;
 	return out;
+}
+#endif
+
+/*
+ * Clear the no-execute bit of the kernel PTE mapping ``va`` (one 4K/16K
+ * page), leaving it writable: the W+X defect.  Returns the new PTE, 0 if
+ * that could not be done.
+ */
+#ifdef CONFIG_X86
+static u64 make_executable(void *va)
+{
+	unsigned int level;
+	pte_t *ptep = lookup_address((unsigned long)va, &level);
+
+	if (!ptep || level != PG_LEVEL_4K)
+		return 0;
+	set_pte(ptep, pte_mkexec(*ptep));
+	__flush_tlb_all();
+	return pte_val(*ptep);
+}
+#else
+/*
+ * arm64: init_mm and swapper_pg_dir are not exported, but at EL1 TTBR1_EL1
+ * holds swapper_pg_dir's physical address (bits 47:6 here: this machine's
+ * RAM is below 2**48; ASID in 63:48): walk it with the kernel's own
+ * accessors (which fold levels at run time) to the PTE and clear PXN.
+ */
+static u64 make_executable(void *va)
+{
+	unsigned long addr = (unsigned long)va;
+	u64 ttbr1 = read_sysreg(ttbr1_el1);
+	pgd_t *pgdp = pgd_offset_pgd((pgd_t *)phys_to_virt(ttbr1 & GENMASK_ULL(47, 6)), addr);
+	p4d_t *p4dp;
+	pud_t *pudp;
+	pmd_t *pmdp;
+	pte_t *ptep, pte;
+
+	if (pgd_none(READ_ONCE(*pgdp)))
+		return 0;
+	p4dp = p4d_offset(pgdp, addr);
+	if (p4d_none(READ_ONCE(*p4dp)))
+		return 0;
+	pudp = pud_offset(p4dp, addr);
+	if (pud_none(READ_ONCE(*pudp)))
+		return 0;
+	pmdp = pmd_offset(pudp, addr);
+	if (pmd_none(READ_ONCE(*pmdp)))
+		return 0;
+	ptep = pte_offset_kernel(pmdp, addr);
+	pte = ptep_get(ptep);
+	if (!pte_present(pte) || (pte_pfn(pte) << PAGE_SHIFT) != page_to_phys(vmalloc_to_page(va)))
+		return 0;
+	pte = clear_pte_bit(pte, __pgprot(PTE_PXN));
+	set_pte(ptep, pte);
+	flush_tlb_kernel_range(addr, addr + PAGE_SIZE);
+	return pte_val(pte);
 }
 #endif
 
@@ -252,7 +312,11 @@ static int __init kmemdbg_probe_init(void)
 			(ull)(unsigned long)(vm + i * PAGE_SIZE), i, (ull)page_to_pfn(scattered[i]));
 	kmemdbg_probe_keep[n++] = vm;
 
-	/* Planted defect (c): a writable and executable kernel mapping. */
+	/*
+	 * Planted defect (c): a writable and executable kernel mapping.  vmap()
+	 * maps it NX whatever it is asked (pgprot_nx()); the PTE is then made
+	 * executable by hand.  pte= is the PTE afterwards, 0x0 if that failed.
+	 */
 	exec_page = alloc_page(GFP_KERNEL);
 	if (!exec_page)
 		return -ENOMEM;
@@ -262,9 +326,9 @@ static int __init kmemdbg_probe_init(void)
 	memset(wx, 0, PAGE_SIZE);
 	mark(wx, PAGE_SIZE, "wx");
 	report_mapped("wx", wx, PAGE_SIZE);
-	pr_info(TAG "wx_page va=0x%llx page_to_pfn=0x%llx pgprot=0x%llx\n",
+	pr_info(TAG "wx_page va=0x%llx page_to_pfn=0x%llx pgprot=0x%llx pte=0x%llx\n",
 		(ull)(unsigned long)wx, (ull)page_to_pfn(exec_page),
-		(ull)pgprot_val(PAGE_KERNEL_EXEC));
+		(ull)pgprot_val(PAGE_KERNEL_EXEC), (ull)make_executable(wx));
 	kmemdbg_probe_keep[n++] = wx;
 
 	io = ioremap(DEVICE_PHYS, PAGE_SIZE);
