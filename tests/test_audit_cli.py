@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import pytest
 
@@ -29,9 +30,18 @@ def test_audit_jsonl_reports_the_planted_global_and_exits_1(capsys):
     assert set(hits[0]) == {"rule", "severity", "kind", "start", "end", "pa", "owner", "explanation", "evidence"}
 
 
+def _truth():
+    with open(os.path.join(os.path.dirname(SLICE), "truth.json")) as f:
+        return json.load(f)
+
+
 def test_audit_clean_rule_exits_0_and_ptdump_json_keeps_the_contract(capsys):
-    assert cli.main(["--core", SLICE, "audit", "--rule", "wx"]) == 0
+    # text-rw finds nothing on this kernel; wx finds the probe's planted page: status 1
+    assert cli.main(["--core", SLICE, "audit", "--rule", "text-rw"]) == 0
     capsys.readouterr()
+    assert cli.main(["--core", SLICE, "audit", "--rule", "wx"]) == 1
+    wx_va = next(p["va"] for p in _truth()["probe"] if p["name"] == "wx_page")
+    assert f"0x{int(wx_va, 16):016x}" in capsys.readouterr().out
     assert cli.main(["--core", SLICE, "--json", "ptdump", "--start", "ffffffffc0000000",
                      "--end", "ffffffffff000000"]) == 0
     ranges = json.loads(capsys.readouterr().out)
