@@ -264,7 +264,23 @@ class Kernel(Session):
             return self._image_section(va)
         if region.kind in ("vmalloc", "module"):
             return self._module_allocation(va) or self._vmap_allocation(va)
+        if region.kind in ("linear", "percpu"):
+            return self._slab_allocation(va)
         return None
+
+    def _slab_allocation(self, va: int) -> Optional[Allocation]:
+        pa = self.walker.walk(va).pa
+        if pa is None:
+            return None
+        obj = self.slabs().object_of(pa)
+        if obj is None:
+            return None
+        base = va - (pa - obj.object_pa) if obj.object_pa is not None else va - (pa - obj.head_pa)
+        size = obj.object_size or self.tables.format.page_size
+        offset = va - base
+        return Allocation("slab-object", obj.cache or "slab object", base, base + size,
+                          detail=f"offset 0x{offset:x} in a {size}-byte object" if obj.object_size
+                          else "slab page (cache unknown: no struct slab type)")
 
     def classify(self, va: int) -> Classification:
         """The region of virtual ``va`` and the allocation in it where known."""
@@ -279,14 +295,41 @@ class Kernel(Session):
         return Classification(va, region, alloc)
 
     # -- cross-check ----------------------------------------------------------
+    def struct_pages(self) -> Tuple[Optional[int], int]:
+        """(virtual base of the struct page array for pfn 0, SIZE(page) in bytes).
+
+        ``SYMBOL(vmemmap)`` where VMCOREINFO has it (6.9+), else x86-64's
+        ``vmemmap_base`` and arm64's ``VMEMMAP_START - (PHYS_OFFSET >>
+        PAGE_SHIFT) * SIZE(page)`` (arch/arm64/include/asm/memory.h).  The
+        base is None when nothing gives it.
+        """
+        info = self.info
+        size_text = info.text("SIZE(page)")
+        size = int(size_text) if size_text and size_text.isdigit() else 64
+        base = info.symbol("vmemmap")
+        if base is None and self.arch == "x86_64":
+            base = self.layout.value("vmemmap_base")
+        if base is None and self.arch == "arm64":
+            start, phys = info.number("VMEMMAP_START"), self.layout.value("PHYS_OFFSET")
+            if start is not None and phys is not None:
+                base = (start - (phys >> self.tables.format.page_shift) * size) & MASK64
+        return base, size
+
+    def slabs(self):
+        """Slab lookups (:class:`kmemdbg.slab.Slabs`), built once."""
+        got = getattr(self, "_slabs", None)
+        if got is None:
+            from .slab import Slabs
+
+            got = self._slabs = Slabs(self)
+        return got
+
     def _pa_evidence(self):
         """What describe_pa needs, worked out once: vmemmap, image range, RAM end (physical)."""
         cached = getattr(self, "_pa_ev", None)
         if cached is not None:
             return cached
-        vmemmap = self.info.symbol("vmemmap")
-        if vmemmap is None and self.arch == "x86_64":
-            vmemmap = self.layout.value("vmemmap_base")
+        vmemmap = self.struct_pages()[0]
         image = None
         text, end = self.symbols.address("_text"), self.symbols.address("_end")
         if text is not None and end is not None:
@@ -299,10 +342,12 @@ class Kernel(Session):
             value = self._read_int(max_pfn, 8)
             if value:
                 ram_end = (value * self.tables.format.page_size, "the kernel's max_pfn")
-        slab_of = None
-        objs = self.objects()
-        if objs is not None and hasattr(objs, "slab_cache_name"):
-            slab_of = objs.slab_cache_name
+        slabs = self.slabs()
+
+        def slab_of(page_va: int) -> Optional[str]:
+            pfn = (page_va - vmemmap) // slabs.page_struct
+            head = slabs.head_of(pfn * slabs.page_size)
+            return slabs.cache_of(head)[0] if head is not None else None
         self._pa_ev = (vmemmap, image, ram_end, slab_of, self.ram())
         return self._pa_ev
 

@@ -90,3 +90,22 @@ def test_planted_virt_to_phys_of_vmalloc_is_explained_as_a_mismatch(dump):
     good = kmemdbg.open(core=dump.path).check_virt_to_phys(_int(fields, "good_va"),
                                                            claimed_pa=_int(fields, "good_pa"))
     assert good.verdict == "ok", good.explanation
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("dump", [d for d in DUMPS if d.kind == "full"],
+                         ids=[d.id for d in DUMPS if d.kind == "full"])
+def test_kmalloc_buffers_classify_as_slab_objects_of_a_kmalloc_cache(dump):
+    """Oracle: the probe's kmalloc() returned these addresses, so each is an
+    object start, in a kmalloc cache at least as large as the request."""
+    k, records = _probe(dump)
+    n = 0
+    for rec in records:
+        if rec["name"].startswith("kmalloc") and rec.get("size") and int(rec["size"], 16) <= 8192:
+            va, size = _int(rec, "va"), _int(rec, "size")
+            alloc = k.classify(va).allocation
+            assert alloc is not None and alloc.kind == "slab-object", rec["line"]
+            assert alloc.start == va, (rec["line"], hex(alloc.start))
+            assert alloc.name.startswith("kmalloc") and alloc.end - alloc.start >= size, alloc
+            n += 1
+    assert n >= 3

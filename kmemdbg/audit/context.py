@@ -203,23 +203,8 @@ class AuditContext:
         return tuple((p - vmemmap) // size if p >= vmemmap else -1 for p in ptrs)
 
     def vmemmap(self) -> Tuple[Optional[int], int]:
-        """(virtual base of the struct page array, SIZE(page)); base None when unknown.
-
-        ``SYMBOL(vmemmap)`` where VMCOREINFO has it, else x86-64's
-        ``vmemmap_base`` and arm64's ``VMEMMAP_START - (PHYS_OFFSET >>
-        PAGE_SHIFT) * SIZE(page)`` (arch/arm64/include/asm/memory.h).
-        """
-        info = self.kernel.info
-        size_text = info.text("SIZE(page)")
-        size = int(size_text) if size_text and size_text.isdigit() else 64
-        base = info.symbol("vmemmap")
-        if base is None and self.kernel.arch == "x86_64":
-            base = self.layout.value("vmemmap_base")
-        if base is None and self.kernel.arch == "arm64":
-            start, phys = info.number("VMEMMAP_START"), self.layout.value("PHYS_OFFSET")
-            if start is not None and phys is not None:
-                base = (start - (phys >> self.format.page_shift) * size) & ((1 << 64) - 1)
-        return base, size
+        """(virtual base of the struct page array, SIZE(page)); see Kernel.struct_pages."""
+        return self.kernel.struct_pages()
 
     def sections(self) -> Dict[str, Tuple[int, int]]:
         """Kernel image sections by name (``text``, ``rodata``, ``init``, ``data``, ``bss``)."""

@@ -23,7 +23,7 @@ Addresses: ``va`` virtual, ``pa`` physical; words are 8 bytes, little-endian.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -138,18 +138,7 @@ def _slab_pages(ctx: AuditContext) -> Iterator[Tuple[int, int]]:
 
 
 def _is_slab_pfn(ctx, pfn, vmemmap, size, mc_off, slab_value, pg_slab) -> bool:
-    try:
-        raw = ctx.kernel.read(vmemmap + pfn * size, size)
-    except KmemdbgError:
-        return False
-    if pg_slab is not None and int.from_bytes(raw[0:8], "little") >> pg_slab & 1:
-        return True
-    if mc_off is not None and slab_value is not None:
-        t = int.from_bytes(raw[mc_off:mc_off + 4], "little")
-        v = slab_value & 0xFFFFFFFF
-        if v & 0x00FFFFFF == 0:
-            return t >> 24 == v >> 24
-    return False
+    return ctx.kernel.slabs().is_slab_pfn(pfn)
 
 
 def _read_present(ctx: AuditContext, va: int, size: int) -> bytes:
@@ -165,44 +154,14 @@ def _read_present(ctx: AuditContext, va: int, size: int) -> bytes:
 
 
 class _SlabNames:
-    """Slab cache name and object of a slab page, from BTF ``struct slab``/``kmem_cache``."""
+    """Slab cache name and object size of a slab page (kmemdbg.slab.Slabs)."""
 
     def __init__(self, ctx: AuditContext) -> None:
-        self.ctx = ctx
-        self.ok = False
-        self._cache: Dict[int, Tuple[Optional[str], Optional[int]]] = {}
-        objs = ctx.kernel.objects()
-        if objs is None:
-            return
-        try:
-            btf = objs.btf
-            self.cache_off = btf.offset("slab", "slab_cache")
-            self.name_off = btf.offset("kmem_cache", "name")
-            self.size_off = btf.offset("kmem_cache", "size")
-            self.ok = True
-        except Exception:  # noqa: BLE001 - a slice's BTF subset lacks these types
-            self.ok = False
+        self.slabs = ctx.kernel.slabs()
 
     def of(self, head_pa: int) -> Tuple[Optional[str], Optional[int]]:
         """(cache name, object size in bytes) of the slab whose head page is at ``head_pa``."""
-        if not self.ok:
-            return None, None
-        got = self._cache.get(head_pa)
-        if got is not None:
-            return got
-        k = self.ctx.kernel
-        vmemmap, size = self.ctx.vmemmap()
-        name, obj = None, None
-        try:
-            slab_va = vmemmap + (head_pa // self.ctx.page_size) * size
-            cache = int.from_bytes(k.read(slab_va + self.cache_off, 8), "little")
-            name_ptr = int.from_bytes(k.read(cache + self.name_off, 8), "little")
-            obj = int.from_bytes(k.read(cache + self.size_off, 4), "little") or None
-            name = k.read(name_ptr, 64).split(b"\0", 1)[0].decode("ascii", "replace")
-        except KmemdbgError:
-            pass
-        self._cache[head_pa] = (name, obj)
-        return name, obj
+        return self.slabs.cache_of(head_pa)
 
 
 def _off_beyond_size(text: str) -> bool:

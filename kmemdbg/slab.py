@@ -1,0 +1,128 @@
+"""Slab pages and objects, from ``struct page`` (VMCOREINFO) and ``struct slab`` (BTF).
+
+A physical page is a slab page when its (head) ``struct page`` says so: in
+6.9+ kernels the top byte of ``_mapcount`` holds the page type
+(``NUMBER(PAGE_SLAB_MAPCOUNT_VALUE)``), before that the ``PG_slab`` flag
+(``NUMBER(PG_slab)``).  Tail pages of a compound slab point at their head
+through ``compound_head | 1``.  ``struct slab`` overlays the head's struct
+page; its ``slab_cache`` points at the ``struct kmem_cache`` whose ``name``
+and ``size`` (the object stride, bytes) name and place the object.
+
+Addresses: ``pa`` physical; ``*_va`` virtual.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+from .errors import KmemdbgError
+
+
+@dataclass(frozen=True)
+class SlabObject:
+    """The slab object holding a physical address: cache name, object start (physical), stride."""
+
+    cache: Optional[str]
+    head_pa: int
+    object_pa: Optional[int]
+    object_size: Optional[int]
+
+
+def page_type_is(page_type: int, value: int) -> bool:
+    """Does the 32-bit ``_mapcount``/page_type word carry the type of VMCOREINFO ``value``?"""
+    value &= 0xFFFFFFFF
+    page_type &= 0xFFFFFFFF
+    if value & 0x00FFFFFF == 0:
+        return page_type >> 24 == value >> 24
+    cleared = ~value & 0xFFFFFFFF
+    return page_type & 0xF0000000 == 0xF0000000 and page_type & cleared == 0
+
+
+class Slabs:
+    """Slab lookups for one kernel (see the module doc); answers are cached per head page."""
+
+    def __init__(self, kernel) -> None:
+        self.kernel = kernel
+        info = kernel.info
+        self.vmemmap, self.page_struct = kernel.struct_pages()
+        self.page_size = kernel.tables.format.page_size
+        mc = info.text("OFFSET(page._mapcount)")
+        self.mapcount_off = int(mc) if mc and mc.isdigit() else None
+        head = info.text("OFFSET(page.compound_head)")
+        self.head_off = int(head) if head and head.isdigit() else 8
+        self.slab_value = info.number("PAGE_SLAB_MAPCOUNT_VALUE")
+        self.pg_slab = info.number("PG_slab")
+        self._caches: Dict[int, Tuple[Optional[str], Optional[int]]] = {}
+        self._btf_offsets: Optional[Tuple[int, int, int]] = None
+        objs = kernel.objects()
+        if objs is not None:
+            try:
+                btf = objs.btf
+                self._btf_offsets = (btf.offset("slab", "slab_cache"), btf.offset("kmem_cache", "name"),
+                                     btf.offset("kmem_cache", "size"))
+            except Exception:  # noqa: BLE001 - a slice's BTF subset may lack these types
+                self._btf_offsets = None
+
+    def _struct_page(self, pfn: int) -> Optional[bytes]:
+        if self.vmemmap is None:
+            return None
+        try:
+            return self.kernel.read(self.vmemmap + pfn * self.page_struct, self.page_struct)
+        except KmemdbgError:
+            return None
+
+    def is_slab_pfn(self, pfn: int, raw: Optional[bytes] = None) -> bool:
+        """Whether frame ``pfn``'s own struct page marks a slab (head) page."""
+        raw = raw if raw is not None else self._struct_page(pfn)
+        if raw is None:
+            return False
+        if self.pg_slab is not None and int.from_bytes(raw[0:8], "little") >> self.pg_slab & 1:
+            return True
+        if self.mapcount_off is not None and self.slab_value is not None:
+            word = int.from_bytes(raw[self.mapcount_off:self.mapcount_off + 4], "little")
+            return page_type_is(word, self.slab_value)
+        return False
+
+    def head_of(self, pa: int) -> Optional[int]:
+        """Physical address of the head page of the slab holding ``pa``, or None."""
+        pfn = pa // self.page_size
+        raw = self._struct_page(pfn)
+        if raw is None:
+            return None
+        head = int.from_bytes(raw[self.head_off:self.head_off + 8], "little")
+        if head & 1 and self.vmemmap is not None:
+            pfn = ((head - 1) - self.vmemmap) // self.page_struct
+            raw = None
+        return pfn * self.page_size if self.is_slab_pfn(pfn, raw) else None
+
+    def cache_of(self, head_pa: int) -> Tuple[Optional[str], Optional[int]]:
+        """(cache name, object size in bytes) of the slab whose head page is at ``head_pa``."""
+        got = self._caches.get(head_pa)
+        if got is not None:
+            return got
+        name, size = None, None
+        if self._btf_offsets is not None and self.vmemmap is not None:
+            cache_off, name_off, size_off = self._btf_offsets
+            k = self.kernel
+            try:
+                slab_va = self.vmemmap + (head_pa // self.page_size) * self.page_struct
+                cache = int.from_bytes(k.read(slab_va + cache_off, 8), "little")
+                name_ptr = int.from_bytes(k.read(cache + name_off, 8), "little")
+                size = int.from_bytes(k.read(cache + size_off, 4), "little") or None
+                name = k.read(name_ptr, 64).split(b"\0", 1)[0].decode("ascii", "replace")
+            except KmemdbgError:
+                pass
+        self._caches[head_pa] = (name, size)
+        return name, size
+
+    def object_of(self, pa: int) -> Optional[SlabObject]:
+        """The slab object holding physical ``pa``, or None when ``pa`` is not in a slab page."""
+        head = self.head_of(pa)
+        if head is None:
+            return None
+        name, size = self.cache_of(head)
+        start = head + (pa - head) // size * size if size else None
+        return SlabObject(name, head, start, size)
+
+
+__all__ = ["SlabObject", "Slabs", "page_type_is"]
