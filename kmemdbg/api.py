@@ -173,7 +173,10 @@ def open(core: Optional[str] = None, kcore: bool = False, qmp: Optional[str] = N
 
         memory = DrgnPhysicalMemory(prog)
     symbols = SymbolTable.from_prog(prog, vmlinux, notes) if prog is not None else SymbolTable.empty()
-    return Kernel.build(memory, info, arch_name, description, prog, symbols, notes)
+    kernel = Kernel.build(memory, info, arch_name, description, prog, symbols, notes)
+    if kcore:
+        kernel.kcore_path = "/proc/kcore"
+    return kernel
 
 
 def _prog_over(memory, path: str, notes: List[str]):

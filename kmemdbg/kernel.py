@@ -135,6 +135,7 @@ class Kernel(Session):
         self._reverse: Optional[Tuple[List[int], List[Tuple[int, int, int, int]]]] = None
         self._objects = None
         self._objects_error: Optional[str] = None
+        self.kcore_path: Optional[str] = None   # set for live /proc/kcore sessions
 
     @classmethod
     def build(cls, memory: PhysicalMemory, info: VmcoreInfo, arch: str, description: str,
@@ -158,25 +159,33 @@ class Kernel(Session):
         ranges = getattr(self.memory, "ranges", None)
         return sorted(ranges()) if callable(ranges) else []
 
-    def _elf_linear_offset(self) -> Optional[int]:
-        if not isinstance(self.memory, ElfCoreMemory):
-            return None
-        for pa, _f, _o, _m, va in self.memory.loads:
-            if va != pa and va >> 63 and va < START_KERNEL_MAP:
-                return (va - pa) & MASK64
-        return None
+    def _elf_linear_offset(self) -> Tuple[Optional[int], str]:
+        """``p_vaddr - p_paddr`` of a direct-map segment of the dump file or of /proc/kcore."""
+        from .sources.elfcore import linear_offset_from_headers, program_headers
+
+        if isinstance(self.memory, ElfCoreMemory):
+            headers = [(1, va, pa, memsz) for pa, _f, _o, memsz, va in self.memory.loads]
+            return linear_offset_from_headers(headers, START_KERNEL_MAP), "ELF PT_LOAD p_vaddr - p_paddr"
+        if self.kcore_path:
+            try:
+                headers = program_headers(self.kcore_path)
+            except Exception:  # noqa: BLE001 - evidence, not a requirement
+                return None, ""
+            return linear_offset_from_headers(headers, START_KERNEL_MAP), \
+                "/proc/kcore KCORE_RAM p_vaddr - p_paddr"
+        return None, ""
 
     @property
     def layout(self) -> Layout:
         if self._layout is None:
             def translate(va: int) -> Optional[int]:
                 return self.walker.walk(va).pa
+            offset, source = self._elf_linear_offset()
             ev = Evidence(self.arch, self.info, symbol=self.symbols.address,
                           read_u64=lambda va: self._read_int(va, 8),
                           read_u32=lambda va: self._read_int(va, 4),
                           translate=translate, ram=self.ram(),
-                          elf_linear_offset=self._elf_linear_offset(),
-                          elf_linear_source="ELF PT_LOAD p_vaddr - p_paddr")
+                          elf_linear_offset=offset, elf_linear_source=source)
             self._layout = discover(ev)
         return self._layout
 

@@ -20,6 +20,46 @@ EM_AARCH64 = 183
 ARCH_BY_MACHINE = {EM_X86_64: "x86_64", EM_AARCH64: "arm64"}
 
 
+def program_headers(path: str) -> List[Tuple[int, int, int, int]]:
+    """(p_type, p_vaddr, p_paddr, p_memsz) of every program header of the ELF file at ``path``.
+
+    Reads only the headers with ``pread``, so it also works on files that
+    cannot be mapped, such as /proc/kcore.  Raises SourceError.
+    """
+    import os
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as err:
+        raise SourceError(f"{path}: cannot open: {err.strerror}") from None
+    try:
+        head = os.pread(fd, 64, 0)
+        if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2:
+            raise SourceError(f"{path}: not a 64-bit ELF file")
+        phoff, = struct.unpack_from("<Q", head, 32)
+        phentsize, phnum = struct.unpack_from("<HH", head, 54)
+        table = os.pread(fd, phentsize * phnum, phoff)
+    finally:
+        os.close(fd)
+    out = []
+    for i in range(phnum):
+        p_type, _fl, _off, va, pa, _fs, memsz, _al = struct.unpack_from("<IIQQQQQQ", table, i * phentsize)
+        out.append((p_type, va, pa, memsz))
+    return out
+
+
+def linear_offset_from_headers(headers, image_start: int) -> Optional[int]:
+    """``p_vaddr - p_paddr`` of a direct-map PT_LOAD (kexec vmcores, /proc/kcore >= 4.11).
+
+    Segments at or above ``image_start`` (the kernel image) and those whose
+    p_vaddr equals p_paddr (QEMU dumps) or whose p_paddr is unset are skipped.
+    """
+    for p_type, va, pa, _m in headers:
+        if p_type == PT_LOAD and va != pa and va >> 63 and va < image_start and pa != (1 << 64) - 1:
+            return (va - pa) & ((1 << 64) - 1)
+    return None
+
+
 class ElfCoreMemory:
     """Physical memory of a 64-bit little-endian ELF core file at ``path``."""
 

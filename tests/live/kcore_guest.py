@@ -46,6 +46,12 @@ def main(repo: str) -> dict:
         k = session_from(DrgnPhysicalMemory(prog), VmcoreInfo.parse(vmcoreinfo), "x86_64", "live")
         out["api"] = "kmemdbg.session.session_from"
     out["timings_s"]["kmemdbg_open"] = round(time.monotonic() - t1, 2)
+    if hasattr(k, "layout"):
+        offset, source = k._elf_linear_offset()
+        out["layout"] = {"disagreements": [d.message() for d in k.layout.disagreements],
+                         "page_offset_base": k.layout.value("page_offset_base"),
+                         "page_offset_base_source": k.layout.value_source("page_offset_base"),
+                         "kcore_linear_offset": offset, "kcore_source": source}
 
     with open("/proc/vmallocinfo") as f:
         areas = parse_vmallocinfo(f.read().splitlines())

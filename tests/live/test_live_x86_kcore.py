@@ -77,6 +77,11 @@ def test_kmemdbg_on_guest_kcore_agrees_with_drgn_and_the_kernel() -> None:
     doc = json.loads(lines[0])
     assert "error" not in doc, doc.get("error")
     assert doc["api"] == "kmemdbg.open(kcore=True)", doc.get("api_error")
+    # layout evidence: the symbol page_offset_base and /proc/kcore's program
+    # headers (KCORE_RAM p_vaddr - p_paddr) must agree, with no disagreement
+    lay = doc["layout"]
+    assert lay["kcore_linear_offset"] == lay["page_offset_base"], lay
+    assert not lay["disagreements"], lay
     assert "IS_LIVE" in doc["flags"]
 
     results = doc["results"]
