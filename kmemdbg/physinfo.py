@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
+from .slab import page_type_is
 from .vmcoreinfo import VmcoreInfo
 
 
@@ -27,15 +28,6 @@ class PhysInfo:
     pa: int
     kind: str
     detail: str
-
-
-def _page_type_matches(page_type: int, value: int) -> bool:
-    value &= 0xFFFFFFFF
-    page_type &= 0xFFFFFFFF
-    if value & 0x00FFFFFF == 0:
-        return page_type >> 24 == value >> 24
-    cleared = ~value & 0xFFFFFFFF
-    return page_type & 0xF0000000 == 0xF0000000 and page_type & cleared == 0
 
 
 def describe(pa: int, info: VmcoreInfo, ram: Sequence[Tuple[int, int]],
@@ -77,9 +69,9 @@ def describe(pa: int, info: VmcoreInfo, ram: Sequence[Tuple[int, int]],
     buddy = info.number("PAGE_BUDDY_MAPCOUNT_VALUE")
     slab_value = info.number("PAGE_SLAB_MAPCOUNT_VALUE")
     pg_slab = info.number("PG_slab")
-    if page_type is not None and buddy is not None and _page_type_matches(page_type, buddy):
+    if page_type is not None and buddy is not None and page_type_is(page_type, buddy):
         return PhysInfo(pa, "free-page", "a free page (buddy allocator)")
-    is_slab = (page_type is not None and slab_value is not None and _page_type_matches(page_type, slab_value)) \
+    is_slab = (page_type is not None and slab_value is not None and page_type_is(page_type, slab_value)) \
         or (pg_slab is not None and flags >> pg_slab & 1)
     if is_slab:
         name = slab_cache_of(page_va) if slab_cache_of else None
