@@ -69,6 +69,31 @@ def initramfs(files: Dict[str, str], modules: List[str], init: str, probe: bool)
     return c.finish_gzip()
 
 
+def recipe_guest(recipe: str, prefix: str, init: str, modules: List[str], qmp_sockets: List[str],
+                 smp: Optional[int] = None, probe: bool = True):
+    """(argv, recipe content, workdir) to boot ``recipe``'s kernel with ``init``.
+
+    The initramfs holds busybox, ``modules`` and (``probe``) the probe module;
+    each name in ``qmp_sockets`` becomes a QMP socket in the work directory.
+    Skips when the recipe is not built.
+    """
+    files = recipe_files(recipe)
+    with open(os.path.join(files["dir"], "manifest.json")) as f:
+        rec = json.load(f)["recipe_content"]
+    q = rec["qemu"]
+    wd = workdir(prefix)
+    initrd = os.path.join(wd, "initrd.gz")
+    with open(initrd, "wb") as f:
+        f.write(initramfs(files, modules, init, probe=probe))
+    argv = [q["binary"], "-accel", "tcg", "-M", q["machine"], "-cpu", q["cpu"], "-m", q["memory"],
+            "-smp", str(smp or q.get("smp", 1)), "-nodefaults", "-display", "none", "-no-reboot",
+            "-kernel", files["vmlinuz"], "-initrd", initrd, "-append", rec["cmdline"],
+            "-device", "vmcoreinfo"]
+    for name in qmp_sockets:
+        argv += ["-qmp", "unix:%s,server=on,wait=off" % os.path.join(wd, name)]
+    return argv, rec, wd
+
+
 class Guest:
     """One QEMU process. Use as a context manager: QEMU is killed on exit."""
 

@@ -12,14 +12,13 @@ the probe's buffers also with what the guest kernel printed
 (vmalloc_to_pfn(), virt_to_phys() of kmalloc memory).
 """
 
-import json
 import os
 import shutil
 import time
 
 import pytest
 
-from guestlib import Guest, gva2gpa, initramfs, recipe_files, section, tail, workdir
+from guestlib import Guest, gva2gpa, recipe_guest, section, tail
 from vmcores.qmp import QMP
 from vmcores.truth import parse_modules, parse_probe, parse_vmallocinfo
 
@@ -57,21 +56,8 @@ def test_kmemdbg_over_qmp_agrees_with_qemu_mmu_and_drgn() -> None:
 
     import kmemdbg
 
-    files = recipe_files(RECIPE)
-    with open(os.path.join(files["dir"], "manifest.json")) as f:
-        rec = json.load(f)["recipe_content"]
-    q = rec["qemu"]
-    wd = workdir("kmemdbg-live-")
-    initrd = os.path.join(wd, "initrd.gz")
-    with open(initrd, "wb") as f:
-        f.write(initramfs(files, MODULES, INIT, probe=True))
+    argv, _rec, wd = recipe_guest(RECIPE, "kmemdbg-live-", INIT, MODULES, ["drgn.sock", "mon.sock"])
     drgn_sock, hmp_sock = os.path.join(wd, "drgn.sock"), os.path.join(wd, "mon.sock")
-    argv = [q["binary"], "-accel", "tcg", "-M", q["machine"], "-cpu", q["cpu"], "-m", q["memory"],
-            "-smp", str(q.get("smp", 1)), "-nodefaults", "-display", "none", "-no-reboot",
-            "-kernel", files["vmlinuz"], "-initrd", initrd, "-append", rec["cmdline"],
-            "-device", "vmcoreinfo",
-            "-qmp", "unix:%s,server=on,wait=off" % drgn_sock,
-            "-qmp", "unix:%s,server=on,wait=off" % hmp_sock]
     t0 = time.monotonic()
     with Guest(argv, wd) as g:
         text = g.wait_for("@@KMEMDBG READY@@", TIMEOUT_S)

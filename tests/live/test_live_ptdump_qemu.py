@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from guestlib import Guest, initramfs, recipe_files, tail, workdir
+from guestlib import Guest, recipe_guest, tail
 from test_live_arm64_qmp import INIT, MODULES
 from vmcores.qmp import QMP
 
@@ -55,20 +55,8 @@ def test_ptdump_of_the_dump_equals_qemus_info_mem() -> None:
     import kmemdbg
     from kmemdbg.ptdump import ptdump
 
-    files = recipe_files(RECIPE)
-    import json
-    with open(os.path.join(files["dir"], "manifest.json")) as f:
-        rec = json.load(f)["recipe_content"]
-    q = rec["qemu"]
-    wd = workdir("kmemdbg-ptdump-")
-    initrd = os.path.join(wd, "initrd.gz")
-    with open(initrd, "wb") as f:
-        f.write(initramfs(files, MODULES, INIT, probe=True))
+    argv, _rec, wd = recipe_guest(RECIPE, "kmemdbg-ptdump-", INIT, MODULES, ["qmp.sock"], smp=1)
     sock, core = os.path.join(wd, "qmp.sock"), os.path.join(wd, "vmcore.elf")
-    argv = [q["binary"], "-accel", "tcg", "-M", q["machine"], "-cpu", q["cpu"], "-m", q["memory"], "-smp", "1",
-            "-display", "none", "-no-reboot",
-            "-kernel", files["vmlinuz"], "-initrd", initrd, "-append", rec["cmdline"],
-            "-device", "vmcoreinfo", "-qmp", "unix:%s,server=on,wait=off" % sock]
     t0 = time.monotonic()
     with Guest(argv, wd) as g:
         text = g.wait_for("@@KMEMDBG READY@@", 150)
