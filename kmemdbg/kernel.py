@@ -220,25 +220,36 @@ class Kernel(Session):
                 self._objects_error = f"no allocation data: {str(err).splitlines()[0] if str(err) else err}"
         return self._objects
 
+    def _module_index(self):
+        """Module sections sorted by start: ([start], [(end, module, section)]), built once."""
+        got = getattr(self, "_modidx", None)
+        if got is None:
+            rows = []
+            objs = self.objects()
+            if objs is not None:
+                try:
+                    for mod in objs.modules():
+                        for sec in mod.sections:
+                            rows.append((sec.start, sec.end, mod, sec))
+                except Exception as err:  # noqa: BLE001 - a corrupt module list degrades to no answer
+                    self.notes.append(f"module list unreadable: {str(err).splitlines()[0]}")
+            rows.sort(key=lambda r: r[0])
+            got = self._modidx = ([r[0] for r in rows], rows)
+        return got
+
     def _module_allocation(self, va: int) -> Optional[Allocation]:
+        starts, rows = self._module_index()
+        i = bisect.bisect_right(starts, va) - 1
+        if i < 0 or not va < rows[i][1]:
+            return None
+        _start, _end, mod, sec = rows[i]
         objs = self.objects()
-        if objs is None:
-            return None
-        try:
-            hit = objs.find_module(va)
-        except Exception as err:  # noqa: BLE001 - a corrupt module list degrades to no answer
-            self.notes.append(f"module list unreadable: {str(err).splitlines()[0]}")
-            return None
-        if hit is None:
-            return None
-        mod, section = hit
-        sec = next(s for s in mod.sections if s.name == section)
         try:
             where = objs.describe_address(va)
         except Exception:  # noqa: BLE001 - the module's symbol table may be missing (slices)
             where = None
-        return Allocation("module", mod.name, sec.start, sec.end, flags=(section,),
-                          detail=where or f"{mod.name} {section}")
+        return Allocation("module", mod.name, sec.start, sec.end, flags=(sec.name,),
+                          detail=where or f"{mod.name} {sec.name}")
 
     def _vmap_allocation(self, va: int) -> Optional[Allocation]:
         objs = self.objects()
@@ -251,13 +262,19 @@ class Kernel(Session):
             return None
         if area is None:
             return None
+        memo = self.__dict__.setdefault("_vmap_allocs", {})
+        got = memo.get(id(area))
+        if got is not None:
+            return got
         name = area.purpose or (area.flags[0] if area.flags else "vmap area")
         detail = f"{area.nr_pages} pages" if area.nr_pages else ""
         if area.phys_addr:
             detail += f"{', ' if detail else ''}phys 0x{area.phys_addr:x}"
         if area.state != "busy":
             detail += f"{', ' if detail else ''}{area.state}"
-        return Allocation("vmap-area", name, area.start, area.end, area.caller_name, area.flags, detail)
+        got = memo[id(area)] = Allocation("vmap-area", name, area.start, area.end, area.caller_name,
+                                          area.flags, detail)
+        return got
 
     def _image_section(self, va: int) -> Optional[Allocation]:
         for name, lo, hi in IMAGE_SECTIONS:

@@ -89,10 +89,11 @@ class Layout:
     missing: Tuple[str, ...] = ()
 
     def value(self, name: str) -> Optional[int]:
-        for k, v in self.values:
-            if k == name:
-                return v
-        return None
+        table = self.__dict__.get("_value_map")
+        if table is None:
+            table = dict(self.values)
+            object.__setattr__(self, "_value_map", table)
+        return table.get(name)
 
     def value_source(self, name: str) -> str:
         for k, v in self.value_sources:
