@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import struct
 from collections import Counter
 
 import pytest

@@ -42,7 +42,6 @@ def test_user_walk_of_init_agrees_with_drgn(dump):
     walker = k.user_walker(pid)
     prog = drgn.Program()
     prog.set_core_dump(dump.path)
-    from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms  # noqa: F401
     pgd_va = k._read_int(mm + k.objects().btf.offset("mm_struct", "pgd"), 8)
     pgd = drgn.Object(prog, "void *", pgd_va)
     vas = [leaf.va + 0x18 for leaf in leaves(k.tables.format, walker.cache, walker.root_pa,

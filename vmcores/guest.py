@@ -11,7 +11,7 @@ import lzma
 import os
 import re
 import stat
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 MARK_BEGIN = "@@KMEMDBG BEGIN {}@@"
 MARK_END = "@@KMEMDBG END {}@@"

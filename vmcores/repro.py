@@ -14,7 +14,7 @@ import struct
 import subprocess
 import sys
 import tempfile
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 os.environ["DRGN_DISABLE_PLUGINS"] = "*"
 

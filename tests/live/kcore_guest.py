@@ -9,7 +9,6 @@ usage (in the guest): python kcore_guest.py REPO_ROOT
 """
 
 import json
-import os
 import subprocess
 import sys
 import time

@@ -14,7 +14,7 @@ that a crash inside drgn cannot take pytest down with it.
 import json
 import os
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict
 
 import _drgn
 import drgn

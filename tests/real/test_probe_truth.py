@@ -18,7 +18,7 @@ import os
 import struct
 import subprocess
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 
