@@ -42,9 +42,12 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro host /host || echo "@@KMEMDBG WA
 mount -t proc proc /host/proc
 mount -t sysfs sysfs /host/sys
 mount -t devtmpfs devtmpfs /host/dev
-mount -t tmpfs tmpfs /host/tmp
+# scratch space on the (writable) devtmpfs: a tmpfs over /host/tmp would hide a
+# checkout that lives under the host's /tmp
+mkdir -p /host/dev/kmemdbg-scratch
 echo "@@KMEMDBG BOOTED@@"
-chroot /host /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/tmp \
+chroot /host /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/dev/kmemdbg-scratch \
+  TMPDIR=/dev/kmemdbg-scratch \
   PYTHONDONTWRITEBYTECODE=1 DRGN_DISABLE_PLUGINS='*' @COMMAND@
 echo "@@KMEMDBG DONE@@"
 poweroff -f
