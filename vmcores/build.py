@@ -39,7 +39,7 @@ RECIPES_PATH = os.path.join(HERE, "recipes.json")
 
 # Bump when the build procedure changes what ends up in a recipe's folder,
 # so that cached results from an older factory are rebuilt.
-FACTORY_VERSION = 2   # 2: the kmemdbg_probe module in every guest, probe sections in truth.json
+FACTORY_VERSION = 3   # 2: the kmemdbg_probe module in every guest, probe sections in truth.json; 3: kernel_ptdump
 
 BOOT_TIMEOUT_S = 900      # TCG on 2 shared cores; arm64 -cpu max boots in ~10-30 s
 DUMP_TIMEOUT_S = 600

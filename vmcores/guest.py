@@ -62,6 +62,8 @@ b meminfo; cat /proc/meminfo; e meminfo
 b kallsyms; grep -E ' (@KALLSYMS@)$' /proc/kallsyms; e kallsyms
 b probe_kallsyms; grep -E ' kmemdbg_probe_[a-z_]+[[:space:]]+\[kmemdbg_probe\]$' /proc/kallsyms; e probe_kallsyms
 b dmesg; dmesg; e dmesg
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+b kernel_ptdump; cat /sys/kernel/debug/kmemdbg_ptdump 2>/dev/null; e kernel_ptdump
 b pause; read -r u < /proc/uptime; echo "$u"
 read -t 3 x
 read -r u < /proc/uptime; echo "$u"; e pause

@@ -273,6 +273,9 @@ def build_truth(recipe_name: str, sec: Dict[str, List[str]], vmcoreinfo_text: Op
         "probe": parse_probe(sec.get("probe", [])),
         "probe_kallsyms": parse_kallsyms(sec.get("probe_kallsyms", [])),
         "dmesg_memory_layout": parse_dmesg_layout(sec.get("dmesg", [])),
+        # the kernel's own page-table dump (x86: kmemdbg_probe's debugfs file
+        # calls the kernel's exported ptdump walker), as printed
+        "kernel_ptdump": [l.rstrip() for l in sec.get("kernel_ptdump", [])],
         "vmcoreinfo": parse_vmcoreinfo(vmcoreinfo_text) if vmcoreinfo_text else None,
         "vmcoreinfo_raw": vmcoreinfo_text,
         "elf_loads": elf_loads,

@@ -41,6 +41,8 @@
 #include <asm/tlbflush.h>
 #ifdef CONFIG_X86
 #include <asm/pgtable_types.h>
+#include <linux/debugfs.h>
+#include <linux/seq_file.h>
 #endif
 
 #define TAG "kmemdbg_probe: "
@@ -233,6 +235,25 @@ static void report_global(const char *name, const void *var, u64 value, const ch
 		x86_walk(walk, sizeof(walk), var), more);
 }
 
+#ifdef CONFIG_X86
+/*
+ * The kernel's own page-table dump, as PTDUMP_DEBUGFS would show it.
+ * Debian builds the x86 ptdump core (DEBUG_WX selects it) and exports its
+ * walker for the debugfs module, but leaves that module out; this file
+ * calls the same walker, so /init can print the kernel's ptdump of the
+ * boot that is then dumped.  The reader's mm shares the kernel half of
+ * init_mm's tables.
+ */
+void ptdump_walk_pgd_level_debugfs(struct seq_file *m, struct mm_struct *mm, bool user);
+
+static int kmemdbg_ptdump_show(struct seq_file *m, void *v)
+{
+	ptdump_walk_pgd_level_debugfs(m, current->mm, false);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(kmemdbg_ptdump);
+#endif
+
 static int __init kmemdbg_probe_init(void)
 {
 	static const size_t kmalloc_sizes[] = { 64, 256, 4096, 65536 };
@@ -373,6 +394,9 @@ static int __init kmemdbg_probe_init(void)
 		(ull)vmalloc_to_pfn(vbuf));
 	report_global("desc_ptr", &kmemdbg_probe_desc_ptr, (u64)(unsigned long)desc, "");
 
+#ifdef CONFIG_X86
+	debugfs_create_file("kmemdbg_ptdump", 0400, NULL, NULL, &kmemdbg_ptdump_fops);
+#endif
 	pr_info(TAG "end buffers=0x%x\n", n);
 	return 0;
 }
