@@ -63,3 +63,25 @@ def fixture_truth(recipe: str) -> Dict:
         return {}
     with open(path) as f:
         return json.load(f)
+
+
+def debug_vmlinux(recipe: str):
+    """Path of the recipe kernel's debug vmlinux when someone fetched it, else None.
+
+    Not part of the default build (about 1 GB per kernel).  To fetch it for a
+    recipe with Debian's packages (release from the recipe, e.g. 6.12.113+deb12-amd64)::
+
+        mkdir -p $KMEMDBG_CACHE/dbg && cd $KMEMDBG_CACHE/dbg
+        apt-get download linux-image-RELEASE-dbg
+        dpkg-deb --fsys-tarfile linux-image-RELEASE-dbg_*.deb | tar -x --wildcards '*vmlinux-RELEASE'
+    """
+    path = os.path.join(os.path.dirname(cache_dir()), "dbg", "usr", "lib", "debug", "boot")
+    if not os.path.isdir(path):
+        return None
+    truth = os.path.join(cache_dir(), recipe, "truth.json")
+    if not os.path.exists(truth):
+        return None
+    with open(truth) as f:
+        release = (json.load(f).get("vmcoreinfo") or {}).get("OSRELEASE")
+    candidate = os.path.join(path, f"vmlinux-{release}")
+    return candidate if release and os.path.exists(candidate) else None
