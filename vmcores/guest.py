@@ -37,7 +37,9 @@ KALLSYMS_WANTED = (
 # The builtin `read -t 3` before it lets the stacks of the children that have
 # exited be freed first (they go through RCU): without it, a stack listed as
 # "vmalloc" was already unmapped in the arm64 dump.
-INIT_TEMPLATE = r"""#!/bin/busybox sh
+# The first lines every guest's /init runs (the live tests reuse them):
+# busybox applets, /proc /sys /dev, then the modules in order.
+INIT_PREAMBLE = r"""#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin /usr/bin /usr/sbin
 /bin/busybox --install -s
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -48,7 +50,8 @@ dmesg -n 1
 for m in @MODULES@; do
   insmod /lib/modules/kmemdbg/$m.ko || echo "@@KMEMDBG WARN insmod $m failed@@"
 done
-b() { echo "@@KMEMDBG BEGIN $1@@"; }
+"""
+INIT_TEMPLATE = INIT_PREAMBLE + r"""b() { echo "@@KMEMDBG BEGIN $1@@"; }
 e() { echo "@@KMEMDBG END $1@@"; }
 b uname; uname -a; e uname
 b version; cat /proc/version; e version

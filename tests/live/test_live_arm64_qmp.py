@@ -19,6 +19,7 @@ import time
 import pytest
 
 from guestlib import Guest, gva2gpa, recipe_guest, section, tail
+from vmcores.guest import INIT_PREAMBLE
 from vmcores.qmp import QMP
 from vmcores.truth import parse_modules, parse_probe, parse_vmallocinfo
 
@@ -28,18 +29,7 @@ RECIPE = "arm64-6.12-lpa2"
 TIMEOUT_S = 150
 MODULES = ["qemu_fw_cfg"]
 
-INIT = r"""#!/bin/busybox sh
-/bin/busybox mkdir -p /proc /sys /dev /tmp
-/bin/busybox --install -s
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-dmesg -n 1
-for m in @MODULES@; do
-  insmod /lib/modules/kmemdbg/$m.ko || echo "@@KMEMDBG WARN insmod $m failed@@"
-done
-echo "@@KMEMDBG BEGIN probe@@"; dmesg | grep 'kmemdbg_probe: '; echo "@@KMEMDBG END probe@@"
+INIT = INIT_PREAMBLE + r"""echo "@@KMEMDBG BEGIN probe@@"; dmesg | grep 'kmemdbg_probe: '; echo "@@KMEMDBG END probe@@"
 echo "@@KMEMDBG BEGIN modules@@"; cat /proc/modules; echo "@@KMEMDBG END modules@@"
 read -t 2 x
 echo "@@KMEMDBG BEGIN vmallocinfo@@"

@@ -20,6 +20,7 @@ import time
 import pytest
 
 from guestlib import REPO, Guest, initramfs, recipe_files, section, tail, workdir
+from vmcores.guest import INIT_PREAMBLE
 
 pytestmark = pytest.mark.live
 
@@ -27,18 +28,7 @@ RECIPE = "x86_64-6.12-l4"
 TIMEOUT_S = 170
 MODULES = ["9p", "9pnet_virtio"]   # with netfs and 9pnet from their depends=
 
-INIT = r"""#!/bin/busybox sh
-/bin/busybox mkdir -p /proc /sys /dev /tmp /host
-/bin/busybox --install -s
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-dmesg -n 1
-for m in @MODULES@; do
-  insmod /lib/modules/kmemdbg/$m.ko || echo "@@KMEMDBG WARN insmod $m failed@@"
-done
-mount -t 9p -o trans=virtio,version=9p2000.L,ro host /host || echo "@@KMEMDBG WARN 9p mount failed@@"
+INIT = INIT_PREAMBLE + r"""mount -t 9p -o trans=virtio,version=9p2000.L,ro host /host || echo "@@KMEMDBG WARN 9p mount failed@@"
 mount -t proc proc /host/proc
 mount -t sysfs sysfs /host/sys
 mount -t devtmpfs devtmpfs /host/dev
