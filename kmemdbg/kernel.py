@@ -570,4 +570,3 @@ class Kernel(Session):
 
 
 __all__ = ["Kernel", "SymbolTable", "Allocation", "Classification", "Mapping"]
-Walk  # re-exported type

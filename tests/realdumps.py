@@ -85,3 +85,24 @@ def debug_vmlinux(recipe: str):
         release = (json.load(f).get("vmcoreinfo") or {}).get("OSRELEASE")
     candidate = os.path.join(path, f"vmlinux-{release}")
     return candidate if release and os.path.exists(candidate) else None
+
+
+def open_dump(dump: RealDump, opener=None):
+    """(kmemdbg's view of ``dump``, a drgn Program on the same file); skips when not built.
+
+    ``opener(path)`` opens kmemdbg's side (default ``kmemdbg.open(core=path)``);
+    the drgn Program is the independent oracle and shares nothing with it.
+    """
+    import drgn
+    import pytest
+
+    if dump.missing():
+        pytest.skip(dump.missing())
+    if opener is None:
+        import kmemdbg
+
+        def opener(path):
+            return kmemdbg.open(core=path)
+    prog = drgn.Program()
+    prog.set_core_dump(dump.path)
+    return opener(dump.path), prog

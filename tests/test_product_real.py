@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-import kmemdbg
 from kmemdbg import render
 
-from realdumps import all_dumps
+from realdumps import all_dumps, open_dump
 from test_real_walker import linear_offset
 
 drgn = pytest.importorskip("drgn")
@@ -21,11 +20,7 @@ DUMPS = all_dumps()
 
 
 def _open(dump):
-    if dump.missing():
-        pytest.skip(dump.missing())
-    k = kmemdbg.open(core=dump.path)
-    prog = drgn.Program()
-    prog.set_core_dump(dump.path)
+    k, prog = open_dump(dump)
     return k, prog, dump.truth()
 
 

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import pytest
 
-import kmemdbg
 from kmemdbg import render
 from kmemdbg.ptdump import ptdump
-from realdumps import all_dumps
+from realdumps import all_dumps, open_dump
 
 drgn = pytest.importorskip("drgn")
 _drgn = pytest.importorskip("_drgn")
@@ -33,12 +32,7 @@ DUMPS = all_dumps()
 
 
 def _open(dump):
-    if dump.missing():
-        pytest.skip(dump.missing())
-    k = kmemdbg.open(core=dump.path)
-    prog = drgn.Program()
-    prog.set_core_dump(dump.path)
-    return k, prog
+    return open_dump(dump)
 
 
 def _drgn_pa(prog, pgd, va):

@@ -12,7 +12,7 @@ import pytest
 from kmemdbg.errors import PhysicalReadError
 from kmemdbg.session import open_core
 
-from realdumps import all_dumps, fixture_truth
+from realdumps import all_dumps, fixture_truth, open_dump
 
 drgn = pytest.importorskip("drgn")
 _drgn = pytest.importorskip("_drgn")
@@ -59,12 +59,8 @@ def addresses(truth, recipe, prog):
 @pytest.mark.real
 @pytest.mark.parametrize("dump", DUMPS, ids=[d.id for d in DUMPS])
 def test_walker_agrees_with_drgn_c_walker(dump):
-    if dump.missing():
-        pytest.skip(dump.missing())
+    session, prog = open_dump(dump, open_core)
     truth = dump.truth()
-    session = open_core(dump.path)
-    prog = drgn.Program()
-    prog.set_core_dump(dump.path)
     pgd = drgn.Object(prog, "void *", session.tables.root_va)
     samples = addresses(truth, dump.recipe, prog)
     assert len(samples) > 100, "the guest reported too little to test"
@@ -94,12 +90,8 @@ def test_walker_agrees_with_drgn_c_walker(dump):
 @pytest.mark.real
 @pytest.mark.parametrize("dump", DUMPS, ids=[d.id for d in DUMPS])
 def test_reads_through_own_translation_match_drgn_virtual_reads(dump):
-    if dump.missing():
-        pytest.skip(dump.missing())
+    session, prog = open_dump(dump, open_core)
     truth = dump.truth()
-    session = open_core(dump.path)
-    prog = drgn.Program()
-    prog.set_core_dump(dump.path)
     if dump.kind == "trimmed":
         kept = [int(v, 16) for v in truth.get("slice", {}).get("kept_va", [])]
     else:
