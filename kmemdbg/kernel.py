@@ -13,6 +13,7 @@ import bisect
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .errors import KmemdbgError
 from .layout import MASK64, START_KERNEL_MAP, Evidence, Layout, Region, discover
 from .memory import PhysicalMemory, TableCache
 from .physinfo import PhysInfo, describe
@@ -185,9 +186,25 @@ class Kernel(Session):
                           read_u64=lambda va: self._read_int(va, 8),
                           read_u32=lambda va: self._read_int(va, 4),
                           translate=translate, ram=self.ram(),
-                          elf_linear_offset=offset, elf_linear_source=source)
+                          elf_linear_offset=offset, elf_linear_source=source,
+                          typed_field=self.typed_field)
             self._layout = discover(ev)
         return self._layout
+
+    def typed_field(self, symbol: str, struct: str, member: str) -> Optional[int]:
+        """The unsigned value of ``member`` of the BTF ``struct`` stored at ``symbol``, or None."""
+        addr = self.symbols.address(symbol)
+        objs = self.objects() if addr is not None else None
+        if objs is None:
+            return None
+        try:
+            m = objs.btf.struct(struct).member(member)
+            size = objs.btf.sizeof(m.type)
+        except KmemdbgError:
+            return None
+        if m.bit_size or size not in (1, 2, 4, 8):
+            return None
+        return self._read_int(addr + m.offset_bytes, size)
 
     @property
     def missing(self) -> List[str]:

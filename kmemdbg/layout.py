@@ -18,7 +18,7 @@ Physical quantities (``phys_base``, ``phys_offset``) say so in their names.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .vmcoreinfo import VmcoreInfo, signed64
@@ -87,19 +87,44 @@ class Layout:
     value_sources: Tuple[Tuple[str, str], ...]
     disagreements: Tuple[Disagreement, ...] = ()
     missing: Tuple[str, ...] = ()
+    #: (name, callable) for quantities read only when first asked for (they need
+    #: type information, e.g. ``x86_phys_bits`` from ``boot_cpu_data``); the
+    #: callable returns (value, source) or None.
+    deferred: Tuple[Tuple[str, Callable[[], Optional[Tuple[int, str]]]], ...] = \
+        field(default=(), compare=False, repr=False)
 
     def value(self, name: str) -> Optional[int]:
         table = self.__dict__.get("_value_map")
         if table is None:
             table = dict(self.values)
             object.__setattr__(self, "_value_map", table)
+        if name not in table:
+            self._resolve(name)
         return table.get(name)
+
+    def _resolve(self, name: str) -> None:
+        table, sources = self.__dict__["_value_map"], self.__dict__.setdefault("_deferred_sources", {})
+        for key, fn in self.deferred:
+            if key == name:
+                try:
+                    got = fn()
+                except Exception as err:  # noqa: BLE001 - evidence, not a requirement
+                    got, why = None, str(err).splitlines()[0] if str(err) else type(err).__name__
+                else:
+                    why = "not in the dump"
+                if got is None:
+                    table[name] = None
+                    sources[name] = f"unknown ({why})"
+                else:
+                    table[name], sources[name] = got
+                return
 
     def value_source(self, name: str) -> str:
         for k, v in self.value_sources:
             if k == name:
                 return v
-        return "unknown"
+        self.value(name)
+        return self.__dict__.get("_deferred_sources", {}).get(name, "unknown")
 
     def region_of(self, va: int) -> Region:
         """The most specific region holding virtual ``va`` (an ``unknown`` region when none)."""
@@ -150,6 +175,9 @@ class Evidence:
     ram: Sequence[Tuple[int, int]] = ()
     elf_linear_offset: Optional[int] = None
     elf_linear_source: str = "ELF program headers"
+    #: ``typed_field(symbol, struct, member)``: the unsigned value of ``member`` of the
+    #: ``struct`` at ``symbol`` (BTF offsets and size), None when it cannot be read.
+    typed_field: Callable[[str, str, str], Optional[int]] = lambda sym, struct, member: None
 
 
 class _Builder:
@@ -160,6 +188,14 @@ class _Builder:
         self.sources: Dict[str, str] = {}
         self.disagreements: List[Disagreement] = []
         self.missing: List[str] = []
+        self.deferred: List[Tuple[str, Callable[[], Optional[Tuple[int, str]]]]] = []
+
+    def defer_field(self, quantity: str, symbol: str, struct: str, member: str) -> None:
+        """``quantity`` is ``symbol``'s ``struct.member``, read when first asked for."""
+        def read() -> Optional[Tuple[int, str]]:
+            value = self.ev.typed_field(symbol, struct, member)
+            return None if value is None else (value, f"{symbol}.{member} (BTF struct {struct})")
+        self.deferred.append((quantity, read))
 
     def pick(self, quantity: str, candidates: Sequence[Tuple[Optional[int], str]],
              tolerance_mask: int = MASK64) -> Optional[Tuple[int, str]]:
@@ -220,7 +256,8 @@ class _Builder:
         order = {"percpu": 0, "kernel-image": 1, "module": 2, "fixmap": 3}
         regions = sorted(self.regions, key=lambda r: (order.get(r.kind, 9), r.start))
         return Layout(self.ev.arch, tuple(regions), tuple(self.values.items()),
-                      tuple(self.sources.items()), tuple(self.disagreements), tuple(self.missing))
+                      tuple(self.sources.items()), tuple(self.disagreements), tuple(self.missing),
+                      tuple(self.deferred))
 
 
 # -- x86-64 ----------------------------------------------------------------
@@ -248,6 +285,8 @@ def _x86(b: _Builder) -> None:
         b.missing.append("NUMBER(phys_base)")
     b.values["__START_KERNEL_map"] = START_KERNEL_MAP
     b.sources["__START_KERNEL_map"] = "constant of the x86-64 layout"
+    # phys_addr_valid() (arch/x86/mm/physaddr.h) checks against the CPU's MAXPHYADDR
+    b.defer_field("x86_phys_bits", "boot_cpu_data", "cpuinfo_x86", "x86_phys_bits")
 
     # Direct map base: symbol word, ELF headers, then the page tables (the
     # vmcoreinfo mem_section pointer is a direct-map address, so VA - PA of

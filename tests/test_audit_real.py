@@ -73,7 +73,8 @@ def test_virt_to_phys_misuse_finds_the_planted_values_and_names_both_owners(dump
     g, d = probe["bogus_global"], probe["desc_fields"]
     value = int(g["value"], 16)
     assert value == int(d["bogus_pa"], 16)
-    found = [f for f in report.findings if f.rule == "virt-to-phys-misuse" and f.kind == "bogus-pa"]
+    found = [f for f in report.findings if f.rule == "virt-to-phys-misuse" and f.kind == "bogus-pa"
+             and f.severity != "info"]
     by_va = {f.start: f for f in found}
     global_va = int(g["va"], 16)
     desc_word = int(d["va"], 16) + int(d["bogus_pa_offset"], 16)
@@ -86,7 +87,9 @@ def test_virt_to_phys_misuse_finds_the_planted_values_and_names_both_owners(dump
         assert fd.severity == "high"
         assert "slab cache kmalloc-" in fd.owner and f"object 0x{int(d['va'], 16):x}+0x10" in fd.owner
     fg = by_va[global_va]
-    assert fg.severity == "high"
+    # a phys_addr_t alone in module .bss: no pointer beside it and no BTF for the module, so
+    # the evidence is that it equals __pa() of the area's first byte and cannot be RAM
+    assert fg.severity == "medium", fg.explanation
     assert "kmemdbg_probe" in fg.owner
     for f in (by_va[global_va],) + ((by_va[desc_word],) if desc_word in by_va else ()):
         ev = f.evidence_dict()

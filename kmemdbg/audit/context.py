@@ -20,6 +20,10 @@ from ..ptdump import END, LEVEL, PA, PERIOD, START, LeafSweep, Owners, split_by_
 from ..virt_to_phys import kernel_pa
 
 Progress = Callable[[str, float, float], None]
+#: Module memory ranges that hold writable (or write-once) data: 6.4+ ``mod_mem_type`` names
+#: and the older core/init layouts' parts (kobjects.Module.sections).
+MODULE_DATA_SECTIONS = frozenset({"data", "ro_after_init", "bss", "init_data", "data_data",
+                                  "data_ro_after_init"})
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,8 @@ class AuditContext:
         self._module_sections = list(module_sections) if module_sections is not None else None
         self._static = list(static_data) if static_data is not None else None
         self._owners: Optional[Owners] = None
+        self._ram: Optional[List[Tuple[int, int]]] = None
+        self.ram_source = ""
         self.notes: List[str] = []
 
     # -- the sweep ------------------------------------------------------------------
@@ -235,16 +241,22 @@ class AuditContext:
         return self._module_sections
 
     def static_data(self) -> List[Tuple[int, int, str]]:
-        """Writable static data to scan: image .data/.bss and module data ranges."""
+        """Writable static data to scan (virtual ``[start, end)``, owner): the image's
+        ``.data``, ``.data..ro_after_init`` and ``.bss``, and every module's data, bss and
+        ro_after_init ranges (``module NAME SECTION``)."""
         if self._static is None:
             out = []
             secs = self.sections()
-            for name in ("data", "bss"):
+            sym = self.kernel.symbols.address
+            ro = (sym("__start_ro_after_init"), sym("__end_ro_after_init"))
+            if None not in ro and ro[0] < ro[1]:
+                secs = dict(secs, **{"data..ro_after_init": ro})
+            for name in ("data", "data..ro_after_init", "bss"):
                 if name in secs:
                     out.append((secs[name][0], secs[name][1], f"kernel .{name}"))
             for s, e, name in self.module_sections():
                 sec = name.rsplit(" ", 1)[-1]
-                if sec in ("data", "ro_after_init") or sec.startswith("data_"):
+                if sec in MODULE_DATA_SECTIONS:
                     out.append((s, e, name))
             self._static = out
         return self._static
@@ -264,20 +276,29 @@ class AuditContext:
         return kernel_pa(self.layout, va).pa
 
     def ram_end(self) -> Optional[int]:
-        """Physical end of RAM: the kernel's ``max_pfn`` where readable, else the dump's last range."""
-        sym = self.kernel.symbols.address("max_pfn")
-        if sym is not None:
-            try:
-                value = int.from_bytes(self.kernel.read(sym, 8), "little")
-                if value:
-                    return value * self.page_size
-            except KmemdbgError:
-                pass
-        ram = self.kernel.ram()
-        return max((e for _, e in ram), default=None)
+        """Physical end of RAM: the kernel's ``max_pfn`` where readable, else the last RAM range."""
+        from ..kernel_ram import max_pfn_end
+
+        end = max_pfn_end(self.kernel, self.page_size)
+        if end is not None:
+            return end
+        return max((e for _, e in self.ram()), default=None)
 
     def ram(self) -> List[Tuple[int, int]]:
-        return self.kernel.ram()
+        """Physical ``[start, end)`` RAM ranges: the kernel's own map (``iomem_resource``) when
+        readable, else the memory source's ranges (a dump's program headers).  A slice or a
+        live source holds fewer bytes than RAM, so the kernel's view comes first."""
+        if self._ram is None:
+            from ..kernel_ram import system_ram
+
+            try:
+                self._ram, self.ram_source = system_ram(self.kernel)
+            except KmemdbgError as err:
+                self._ram = self.kernel.ram()
+                self.ram_source = "the memory source's ranges"
+                if not self._ram:
+                    self.notes.append(f"no RAM map: {_err(err)}")
+        return self._ram
 
 
 __all__ = ["AuditContext", "Area", "Piece"]

@@ -1,167 +1,401 @@
 """``virt-to-phys-misuse``: a dump-time ``CONFIG_DEBUG_VIRTUAL``.
 
 ``virt_to_phys()`` of a vmalloc, vmap, module or stack address returns
-arithmetic garbage without a warning on production kernels.  Such values are
-stored where drivers keep physical addresses (descriptors, DMA rings, global
-state).  This rule computes, for every mapped page ``x`` of the non-linear
-regions (vmalloc/vmap/module, which includes vmalloc'd stacks), the value
-``__pa(x)`` would give, and searches kernel memory for it:
+arithmetic garbage without a warning on production kernels, and so does
+``virt_to_page()`` (a ``struct page *`` for a frame that is not the
+buffer's; :func:`kmemdbg.virt_to_phys.kernel_virt_to_page`).  Such values
+are stored where drivers keep physical addresses and pages: descriptors,
+DMA rings, ``struct scatterlist`` (``sg_init_one()``/``sg_set_buf()`` call
+``virt_to_page()``), per-cpu state, stacks.
 
-- the kernel image's ``.data``/``.bss`` and every module's data range;
-- every slab page (struct page type from VMCOREINFO: ``PAGE_SLAB_MAPCOUNT_VALUE``
-  in ``page._mapcount`` or the ``PG_slab`` flag), found by reading the
-  struct page array, tail pages included through ``compound_head``.
+For every mapped page ``x`` of the non-linear regions (vmalloc, vmap,
+module: vmapped stacks included) the rule computes what each form gives on
+this kernel, with the kernel's own arithmetic and branch:
 
-A word matches when its page-aligned part equals ``__pa(x)`` of a page and
-it is not the page's true frame.  A value inside RAM is a valid physical
-address of something else, so it is only reported when the pointer it came
-from is stored next to it.  Candidates are ranked by evidence: beyond the end
-of RAM, equal to ``__pa()`` of an area's first byte, the source pointer
-stored next to it, a valid physical address in a neighbouring field.
+- ``virt_to_phys``: ``__pa(x)``; a stored word matches when its page-aligned
+  part equals it (any byte offset into the page);
+- ``virt_to_page``: the ``struct page *`` value; a word matches exactly;
+- ``sg_page_link``: the same pointer with scatterlist flag bits (``SG_CHAIN``
+  0x1, ``SG_END`` 0x2) in its low two bits, as ``sg_assign_page()`` stores it.
+
+It then reads every kind of kernel memory once (:mod:`.memkinds`) and
+weighs each match by evidence that does not depend on where KASLR put
+things:
+
+- strong: the containing field's BTF type is ``phys_addr_t``/``dma_addr_t``/
+  ``resource_size_t`` (or a ``struct page *`` for the page forms); a pointer
+  into the same allocation is stored within ``NEIGHBOURS`` words (a driver
+  keeps the buffer beside the address it computed from it);
+- supporting: the value cannot be a real physical address or struct page
+  (beyond the end of RAM, in a hole, an unmapped part of vmemmap); it
+  equals the form of an allocation's first byte; scatterlist shape (offset
+  below a page, a non-zero length) next to a page link;
+- against: BTF says the field is a pointer or a virtual-address field
+  (``vm_area_struct.vm_start``...); the value is a mapped user address of a
+  task; the value is the page's true frame (a correct value).
+
+high: strong evidence and nothing against; medium: supporting evidence that
+the value is impossible as a physical address plus the allocation-start or
+scatterlist evidence, nothing against; anything else is a number that only
+happens to be equal: an ``info`` finding (the first ``MAX_INFO``; the rest
+are counted in the statistics).  Memory that could not be scanned is a
+``medium`` finding of kind ``incomplete``.
 
 Addresses: ``va`` virtual, ``pa`` physical; words are 8 bytes, little-endian.
 """
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Tuple
+import bisect
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import KmemdbgError
+from ..virt_to_phys import PageArray, kernel_pa, kernel_virt_to_page
 from .context import AuditContext
+from .field_types import PHYS, POINTER, VIRTUAL, FieldType, FieldTyper
 from .findings import Finding
+from .memkinds import KINDS, Plan, Span, plan
 
 #: Regions whose pages __pa() gets wrong.
 _NON_LINEAR = frozenset({"vmalloc", "module"})
 #: How many words either side of a candidate are examined for evidence.
 NEIGHBOURS = 4
-#: Read granule for static data and the struct page array (bytes).
+#: Bytes read from the memory source at a time.
 CHUNK = 1 << 20
+#: info findings kept in full; the rest are counted.
+MAX_INFO = 32
+MASK64 = (1 << 64) - 1
+RULE = "virt-to-phys-misuse"
+PA_FORM, PAGE_FORM, SG_FORM = "virt_to_phys", "virt_to_page", "sg_page_link"
 
 
-class _Bogus:
-    """Sorted page-aligned ``__pa(x)`` values of every mapped non-linear page ``x``."""
+@dataclass(frozen=True)
+class Source:
+    """A non-linear page ``va`` (virtual, page-aligned), its true frame ``true_pa``, the
+    owner's first byte ``alloc_va`` (vmap area or module range; None unknown) and name."""
+
+    va: int
+    true_pa: int
+    alloc_va: Optional[int]
+    alloc_end: Optional[int]
+    owner: str
+
+
+class _Forms:
+    """Sorted form values of every non-linear source page, for vectorised matching."""
 
     def __init__(self, ctx: AuditContext) -> None:
         page = ctx.page_size
-        keys: List[int] = []
-        vas: List[int] = []
-        true: List[int] = []
+        layout = ctx.layout
+        vmemmap, entry = ctx.vmemmap()
+        start = ctx.kernel.info.number("VMEMMAP_START")
+        self.pages = PageArray(vmemmap, start, entry, ctx.format.page_shift) if vmemmap is not None else None
+        self.sources: List[Source] = []
+        pa_keys: List[int] = []
+        pg_keys: List[int] = []
+        self.branches: Dict[str, str] = {}
+        owners = _AllocIndex(ctx)
         for p in ctx.pieces:
             if p.region.kind not in _NON_LINEAR:
                 continue
-            first = ctx.arith_pa(p.start)
-            if first is None:
+            first = kernel_pa(layout, p.start)
+            if first.pa is None:
                 continue
-            # __pa() is one subtraction within a region branch: step it page by page
+            self.branches.setdefault(p.region.kind, first.branch)
             for off in range(0, p.end - p.start, page):
-                keys.append((first + off) & ~(page - 1) & ((1 << 64) - 1))
-                vas.append(p.start + off)
-                true.append(p.pa_at(p.start + off) & ~(page - 1))
-        order = np.argsort(np.array(keys, dtype=np.uint64), kind="stable")
-        self.keys = np.array(keys, dtype=np.uint64)[order]
-        self.vas = [vas[i] for i in order.tolist()]
-        self.true = [true[i] for i in order.tolist()]
+                va = p.start + off
+                a_start, a_end, name = owners.of(va)
+                self.sources.append(Source(va, p.pa_at(va) & ~(page - 1), a_start, a_end, name))
+                pa_keys.append(((first.pa + off) & ~(page - 1)) & MASK64)
+                if self.pages is not None:
+                    got = kernel_virt_to_page(layout, va, self.pages).pa
+                    pg_keys.append(MASK64 if got is None else got)
+        self.pa_keys = np.array(pa_keys, dtype=np.uint64)
+        self.pa_order = np.argsort(self.pa_keys, kind="stable")
+        self.pa_sorted = self.pa_keys[self.pa_order]
+        self.pg_keys = np.array(pg_keys, dtype=np.uint64)
+        self.pg_order = np.argsort(self.pg_keys, kind="stable")
+        self.pg_sorted = self.pg_keys[self.pg_order]
+        self.page_mask = np.uint64(~(page - 1) & MASK64)
 
     def __len__(self) -> int:
-        return len(self.vas)
+        return len(self.sources)
 
-    def lookup(self, value: int) -> Optional[Tuple[int, int]]:
-        """(page va, true page pa) whose __pa() page is ``value``'s, or None."""
-        i = int(np.searchsorted(self.keys, np.uint64(value)))
-        if i < len(self.vas) and int(self.keys[i]) == value:
-            return self.vas[i], self.true[i]
-        return None
-
-
-def _scan(words: np.ndarray, bogus: _Bogus, page: int) -> np.ndarray:
-    """Indices of words whose page-aligned value is a bogus __pa() page."""
-    aligned = words & np.uint64(~(page - 1) & ((1 << 64) - 1))
-    hit = np.isin(aligned, bogus.keys, assume_unique=False)
-    return np.flatnonzero(hit & (words != 0))
-
-
-def _slab_pages(ctx: AuditContext) -> Iterator[Tuple[int, int]]:
-    """(pa of a slab page, pa of its head page) for every slab page in RAM."""
-    info = ctx.kernel.info
-    vmemmap, size = ctx.vmemmap()
-    if vmemmap is None:
-        ctx.notes.append("slab pages not scanned: no vmemmap base")
-        return
-    mapcount = info.text("OFFSET(page._mapcount)")
-    head_off = int(info.text("OFFSET(page.compound_head)") or 8)
-    slab_value = info.number("PAGE_SLAB_MAPCOUNT_VALUE")
-    pg_slab = info.number("PG_slab")
-    if (mapcount is None or slab_value is None) and pg_slab is None:
-        ctx.notes.append("slab pages not scanned: VMCOREINFO has neither PAGE_SLAB_MAPCOUNT_VALUE nor PG_slab")
-        return
-    mc_off = int(mapcount) if mapcount and mapcount.isdigit() else None
-    page = ctx.page_size
-    per_chunk = max(1, CHUNK // size)
-    for lo, hi in ctx.ram():
-        pfn, end_pfn = -(-lo // page), hi // page
-        while pfn < end_pfn:
-            n = min(per_chunk, end_pfn - pfn)
-            try:
-                raw = ctx.kernel.read(vmemmap + pfn * size, n * size)
-            except KmemdbgError:
-                # the struct pages of this chunk are not in the dump: go page of vmemmap by page
-                raw = _read_present(ctx, vmemmap + pfn * size, n * size)
-            arr = np.frombuffer(raw, dtype=np.uint8).reshape(n, size)
-            flags = arr[:, 0:8].copy().view(np.uint64).ravel()
-            slab = np.zeros(n, dtype=bool)
-            if mc_off is not None and slab_value is not None:
-                ptype = arr[:, mc_off:mc_off + 4].copy().view(np.uint32).ravel()
-                value = slab_value & 0xFFFFFFFF
-                if value & 0x00FFFFFF == 0:
-                    slab |= (ptype >> np.uint32(24)) == np.uint32(value >> 24)
-                else:
-                    cleared = np.uint32(~value & 0xFFFFFFFF)
-                    slab |= ((ptype & np.uint32(0xF0000000)) == np.uint32(0xF0000000)) & ((ptype & cleared) == 0)
-            if pg_slab is not None:
-                slab |= ((flags >> np.uint64(pg_slab)) & np.uint64(1)) == 1
-            heads = arr[:, head_off:head_off + 8].copy().view(np.uint64).ravel()
-            for i in np.flatnonzero(slab).tolist():
-                yield (pfn + i) * page, (pfn + i) * page
-            # tail pages: compound_head = head's struct page address | 1
-            tails = np.flatnonzero((heads & np.uint64(1)) == 1)
-            if tails.size:
-                head_va = heads[tails] - np.uint64(1)
-                head_pfn = (head_va - np.uint64(vmemmap)) // np.uint64(size)
-                for i, hp in zip(tails.tolist(), head_pfn.tolist()):
-                    if pfn <= hp < pfn + n and slab[hp - pfn]:
-                        yield (pfn + i) * page, hp * page
-                    elif not (pfn <= hp < pfn + n) and _is_slab_pfn(ctx, hp, vmemmap, size, mc_off,
-                                                                      slab_value, pg_slab):
-                        yield (pfn + i) * page, hp * page
-            pfn += n
+    def match(self, words: np.ndarray) -> List[Tuple[int, str, int]]:
+        """(word index, form, source index) of every word equal to some form value."""
+        out: List[Tuple[int, str, int]] = []
+        for keys, order, masked, form in ((self.pa_sorted, self.pa_order, words & self.page_mask, PA_FORM),
+                                          (self.pg_sorted, self.pg_order, words & np.uint64(~3 & MASK64),
+                                           PAGE_FORM)):
+            if not keys.size:
+                continue
+            cand = np.flatnonzero((masked >= keys[0]) & (masked <= keys[-1]) & (words != 0))
+            if not cand.size:
+                continue
+            pos = np.searchsorted(keys, masked[cand])
+            pos = np.minimum(pos, keys.size - 1)
+            hit = keys[pos] == masked[cand]
+            for i, j in zip(cand[hit].tolist(), pos[hit].tolist()):
+                f = form if form == PA_FORM or int(words[i]) & 3 == 0 else SG_FORM
+                out.append((i, f, int(order[j])))
+        return out
 
 
-def _is_slab_pfn(ctx, pfn, vmemmap, size, mc_off, slab_value, pg_slab) -> bool:
-    return ctx.kernel.slabs().is_slab_pfn(pfn)
-
-
-def _read_present(ctx: AuditContext, va: int, size: int) -> bytes:
-    out = bytearray()
-    page = ctx.page_size
-    for cur in range(va, va + size, page):
-        n = min(page, va + size - cur)
-        try:
-            out += ctx.kernel.read(cur, n)
-        except KmemdbgError:
-            out += bytes(n)
-    return bytes(out)
-
-
-class _SlabNames:
-    """Slab cache name and object size of a slab page (kmemdbg.slab.Slabs)."""
+class _AllocIndex:
+    """The allocation (module range or vmap area) holding a non-linear virtual address."""
 
     def __init__(self, ctx: AuditContext) -> None:
+        rows = [(s, e, name) for s, e, name in ctx.module_sections()]
+        try:
+            rows += [(a.start, a.end, f"vmap area {a.name}") for a in ctx.areas()]
+        except KmemdbgError:
+            pass
+        rows.sort()
+        self.rows = rows
+        self.starts = [r[0] for r in rows]
+
+    def of(self, va: int) -> Tuple[Optional[int], Optional[int], str]:
+        i = bisect.bisect_right(self.starts, va) - 1
+        while i >= 0 and self.rows[i][0] <= va:
+            if va < self.rows[i][1]:
+                return self.rows[i]
+            i -= 1
+        return None, None, "a vmalloc/module page with no known owner"
+
+
+class _Judge:
+    """Evidence for one match, and the finding it makes."""
+
+    def __init__(self, ctx: AuditContext, forms: _Forms) -> None:
+        self.ctx, self.forms = ctx, forms
+        self.page = ctx.page_size
+        self.ram = ctx.ram()
+        self.ram_starts = [s for s, _ in self.ram]
+        self.ram_end = ctx.ram_end()
+        objs = ctx.kernel.objects()
+        self.typer = FieldTyper(objs.btf) if objs is not None else None
+        self._user: Optional[List[Tuple[int, int, str, object]]] = None
         self.slabs = ctx.kernel.slabs()
 
-    def of(self, head_pa: int) -> Tuple[Optional[str], Optional[int]]:
-        """(cache name, object size in bytes) of the slab whose head page is at ``head_pa``."""
-        return self.slabs.cache_of(head_pa)
+    # -- facts -------------------------------------------------------------------------
+    def in_ram(self, pa: int) -> bool:
+        i = bisect.bisect_right(self.ram_starts, pa) - 1
+        return i >= 0 and pa < self.ram[i][1]
+
+    def impossible_pa(self, value: int) -> Optional[str]:
+        if self.ram_end is not None and value >= self.ram_end:
+            return f"beyond the end of RAM (0x{self.ram_end:x}): it cannot be a physical address of memory"
+        if self.ram and not self.in_ram(value):
+            return "in no RAM range (a hole): it cannot be a physical address of memory"
+        return None
+
+    def impossible_page(self, ptr: int) -> Optional[str]:
+        pages = self.forms.pages
+        if pages is None:
+            return None
+        if ptr < pages.vmemmap_va or (ptr - pages.vmemmap_va) % pages.entry_bytes:
+            return "not a struct page of the struct page array"
+        pfn = (ptr - pages.vmemmap_va) // pages.entry_bytes
+        pa = pfn << pages.page_shift
+        why = self.impossible_pa(pa)
+        if why is not None:
+            return f"the struct page of pfn 0x{pfn:x}, {why.split(':')[0]}: no such struct page exists"
+        if self.ctx.pa_of(ptr) is None:
+            return f"the struct page of pfn 0x{pfn:x}, which vmemmap does not map"
+        return None
+
+    def user_mapping(self, value: int) -> Optional[str]:
+        """'mapped at user address 0x... of pid N (comm)' when ``value`` is a user address in use."""
+        region = self.ctx.layout.region_of(value)
+        if region.kind != "user":
+            return None
+        if self._user is None:
+            self._user = []
+            try:
+                seen = set()
+                for pid, _task, mm, comm in self.ctx.kernel.tasks():
+                    if mm and mm not in seen and len(seen) < 256:
+                        seen.add(mm)
+                        try:
+                            self._user.append((pid, mm, comm, self.ctx.kernel.user_walker(mm=mm)))
+                        except KmemdbgError:
+                            continue
+            except KmemdbgError:
+                pass
+        for pid, _mm, comm, walker in self._user:
+            if walker.walk(value - value % self.page).pa is not None:
+                return f"a mapped user address of pid {pid} ({comm})"
+        return None
+
+    def neighbour_pointer(self, words: np.ndarray, idx: int, src: Source) -> Optional[int]:
+        lo, hi = max(0, idx - NEIGHBOURS), min(len(words), idx + NEIGHBOURS + 1)
+        a, b = (src.alloc_va, src.alloc_end) if src.alloc_va is not None else (src.va, src.va + self.page)
+        for w in words[lo:hi].tolist():
+            if a <= w < b:
+                return w
+        return None
+
+    def sg_shape(self, words: np.ndarray, idx: int) -> bool:
+        if idx + 1 >= len(words):
+            return False
+        nxt = int(words[idx + 1])
+        offset, length = nxt & 0xFFFFFFFF, nxt >> 32
+        return offset < self.page and 0 < length <= 1 << 30
+
+    def field_type(self, span: Span, word_pa: int) -> Optional[FieldType]:
+        if self.typer is None or span.kind != "slab" or span.head_pa is None:
+            return None
+        cache, size = self.slabs.cache_of(span.head_pa)
+        if not size:
+            return None
+        return self.typer.field_at(cache, size, (word_pa - span.head_pa) % size)
+
+    # -- the verdict ---------------------------------------------------------------------
+    def judge(self, words: np.ndarray, idx: int, form: str, src: Source, span: Span,
+              word_pa: int, word_va: Optional[int]) -> Optional[Finding]:
+        value = int(words[idx])
+        page = self.page
+        if form == PA_FORM:
+            if value - value % page == src.true_pa:
+                return None                      # the true frame: a correct value
+            source_va = src.va + value % page
+        else:
+            source_va = src.va
+            pages = self.forms.pages
+            true_ptr = pages.vmemmap_va + (src.true_pa >> pages.page_shift) * pages.entry_bytes
+            if value & ~3 == true_ptr & MASK64:
+                return None                      # the right struct page
+        strong: List[str] = []
+        support: List[str] = []
+        against: List[str] = []
+        ftype = self.field_type(span, word_pa)
+        if ftype is not None:
+            if form == PA_FORM and ftype.category == PHYS:
+                strong.append(f"it is {ftype.describe()}: a physical-address field")
+            elif form != PA_FORM and ftype.category == POINTER and ftype.pointee == "page":
+                strong.append(f"it is {ftype.describe()}: a struct page pointer field")
+            elif form == SG_FORM and ftype.path.endswith("page_link"):
+                strong.append(f"it is {ftype.describe()}: a scatterlist page link")
+            elif ftype.category in (POINTER, VIRTUAL):
+                against.append(f"it is {ftype.describe()}, not a physical address")
+        near = self.neighbour_pointer(words, idx, src)
+        if near is not None:
+            strong.append(f"a pointer into the same allocation (0x{near:x}) is stored next to it")
+        if form == PA_FORM:
+            why = self.impossible_pa(value)
+            points = why or self.ctx.kernel.describe_pa(value).detail
+            if why:
+                support.append("it cannot be a physical address of RAM")
+            if src.alloc_va is not None and source_va == src.alloc_va:
+                support.append(f"it equals __pa() of the first byte of {src.owner}")
+            if not strong or ftype is None:
+                user = self.user_mapping(value)
+                if user:
+                    against.append(f"it is also {user}")
+        else:
+            why = self.impossible_page(value & ~3)
+            points = why or "a struct page that exists (of another frame)"
+            if why:
+                support.append("no struct page exists there")
+            if form == SG_FORM and self.sg_shape(words, idx):
+                support.append("the next word has the shape of a scatterlist's offset and length")
+            if src.alloc_va is not None and source_va == src.alloc_va:
+                support.append(f"it is the struct page pointer of the first page of {src.owner}")
+        impossible = why is not None
+        if strong and not against:
+            sev = "high"
+        elif not against and impossible and len(support) >= 2:
+            sev = "medium"
+        else:
+            sev = "info"
+        return self._finding(sev, form, value, source_va, src, span, word_pa, word_va, points,
+                             strong, support, against)
+
+    def _finding(self, sev, form, value, source_va, src, span, word_pa, word_va, points,
+                 strong, support, against) -> Finding:
+        page = self.page
+        layout = self.ctx.layout
+        arith = kernel_pa(layout, source_va)
+        if form == PA_FORM:
+            what = f"__pa(0x{source_va:016x}) by the {arith.branch}"
+            true = f"pa 0x{src.true_pa + value % page:x}"
+        else:
+            what = (f"virt_to_page(0x{source_va:016x})" + (f" with scatterlist flags 0x{value & 3:x}"
+                                                           if value & 3 else ""))
+            true = f"pa 0x{src.true_pa:x} (its struct page is 0x{self._true_ptr(src):x})"
+        owner = self.ctx_owner(span, word_pa, word_va)
+        where = f"0x{word_va:016x}" if word_va is not None else f"pa 0x{word_pa:x}"
+        region = layout.region_of(source_va).kind
+        reasons = strong + support
+        text = (f"{form}: the word at {where} ({owner}, {span.kind} memory) holds 0x{value:x} = {what}, "
+                f"applied to a {region} address of {src.owner}; that page is really at {true}; "
+                f"0x{value:x} is {points}")
+        if reasons:
+            text += "; evidence: " + "; ".join(reasons)
+        if against:
+            text += "; against: " + "; ".join(against)
+        if sev == "info":
+            text += "; kept at info: the value is only numerically equal"
+        end = None if word_va is None else word_va + 8
+        return Finding(RULE, sev, "bogus-pa" if form == PA_FORM else "bogus-page", word_va, end, word_pa, owner,
+                       text,
+                       (("form", form), ("memory_kind", span.kind), ("value", f"0x{value:x}"),
+                        ("source_va", f"0x{source_va:x}"), ("source_region", region),
+                        ("branch", arith.branch if form == PA_FORM else _page_branch(layout, source_va, self.forms)),
+                        ("true_pa", f"0x{src.true_pa + (value % page if form == PA_FORM else 0):x}"),
+                        ("points_at", points), ("word_pa", f"0x{word_pa:x}"),
+                        ("reasons", tuple(reasons)), ("against", tuple(against)),
+                        ("debug_virtual", arith.debug_virtual)))
+
+    def _true_ptr(self, src: Source) -> int:
+        pages = self.forms.pages
+        return pages.vmemmap_va + (src.true_pa >> pages.page_shift) * pages.entry_bytes
+
+    def ctx_owner(self, span: Span, word_pa: int, word_va: Optional[int]) -> str:
+        return owner_of(self.ctx, span, word_pa, word_va)
+
+
+def _page_branch(layout, va: int, forms: _Forms) -> str:
+    got = kernel_virt_to_page(layout, va, forms.pages)
+    return got.branch
+
+
+def owner_of(ctx: AuditContext, span: Span, word_pa: int, word_va: Optional[int]) -> str:
+    """What owns the word: a symbol, module symbol, per-cpu variable, slab object, vmap area, page."""
+    k = ctx.kernel
+    if span.kind == "slab" and span.head_pa is not None:
+        name, objsize = k.slabs().cache_of(span.head_pa)
+        off = word_pa - span.head_pa
+        head_va = ctx.linear_va(span.head_pa)
+        text = f"slab cache {name}" if name else "a slab page"
+        if objsize and head_va is not None:
+            obj = head_va + off - off % objsize
+            return f"{text} object 0x{obj:x}+0x{off % objsize:x}"
+        return f"{text} at pa 0x{word_pa:x}"
+    if span.kind == "page":
+        return f"a page-allocator page (pfn 0x{word_pa // ctx.page_size:x})+0x{word_pa % ctx.page_size:x}"
+    if word_va is None:
+        return span.label
+    if span.kind == "image":
+        return k.symbols.name_of(word_va) or span.label
+    if span.kind == "module":
+        objs = k.objects()
+        try:
+            where = objs.describe_address(word_va) if objs is not None else None
+        except Exception:  # noqa: BLE001 - the module's symbol table may be missing (slices)
+            where = None
+        if where and ("/0x-" in where or _off_beyond_size(where)):
+            where = None
+        return where or f"{span.label}+0x{word_va - (span.base_va or word_va):x}"
+    if span.kind == "percpu" and span.label.startswith("per-cpu area of cpu"):
+        base = span.base_va or word_va
+        start = k.symbols.address("__per_cpu_start") or 0
+        sym = k.symbols.name_of(start + (word_va - base))
+        return f"{span.label}+0x{word_va - base:x}" + (f" ({sym})" if sym else "")
+    return f"{span.label}+0x{word_va - (span.base_va or word_va):x}"
 
 
 def _off_beyond_size(text: str) -> bool:
@@ -172,157 +406,88 @@ def _off_beyond_size(text: str) -> bool:
         return True
 
 
-def _owner_static(ctx: AuditContext, va: int, label: str) -> str:
-    if label.startswith("module "):
-        objs = ctx.kernel.objects()
+def _read(ctx: AuditContext, pa: int, size: int) -> Tuple[bytes, int]:
+    """``size`` bytes at physical ``pa``, unreadable pages as zeros; (data, unreadable bytes)."""
+    mem = ctx.kernel.memory
+    try:
+        return mem.read(pa, size), 0
+    except KmemdbgError:
+        pass
+    out, bad, page = bytearray(), 0, ctx.page_size
+    cur = pa
+    while cur < pa + size:
+        n = min(page - cur % page, pa + size - cur)
         try:
-            where = objs.describe_address(va) if objs is not None else None
-        except Exception:  # noqa: BLE001
-            where = None
-        # a module symbol that ends before va names the wrong thing: fall back to the range
-        if where and ("/0x-" in where or _off_beyond_size(where)):
-            where = None
-        return where or label
-    where = ctx.kernel.symbols.name_of(va)
-    return where or label
-
-
-def _evidence(ctx: AuditContext, bogus: _Bogus, words: np.ndarray, idx: int, value: int,
-              src_va: int, true_pa: int, ram_end: Optional[int], ram) -> Tuple[int, List[str], bool]:
-    """(score, reasons, structural): ``structural`` is True when something beyond the value's
-    size ties it to an allocation (area start, page alignment, neighbouring fields)."""
-    page = ctx.page_size
-    score = 0
-    why: List[str] = []
-    structural = False
-    if ram_end is not None and value >= ram_end:
-        score += 2
-        why.append(f"beyond the end of RAM (0x{ram_end:x}): it cannot be a real physical address")
-    x = src_va + value % page
-    areas = [a for a in (ctx._areas or []) if a.start <= x < a.end]
-    if areas and areas[0].start == x:
-        score += 2
-        structural = True
-        why.append(f"equals __pa() of the first byte of vmap area 0x{areas[0].start:x} ({areas[0].name})")
-    elif value % page == 0:
-        score += 1
-        structural = True
-        why.append("page-aligned, as __pa() of an allocation's start is")
-    lo, hi = max(0, idx - NEIGHBOURS), min(len(words), idx + NEIGHBOURS + 1)
-    near = [int(w) for w in words[lo:hi].tolist()]
-    area = areas[0] if areas else None
-    if any(w == x or (area is not None and area.start <= w < area.end) for w in near):
-        score += 2
-        structural = True
-        why.append(f"the pointer it was computed from (0x{x:x}) is stored next to it")
-    elif any(w != value and w and any(s <= w < e for s, e in ram) and w % 8 == 0 and w < (1 << 52)
-             for w in near):
-        score += 1
-        why.append("a valid physical address is stored in a neighbouring field")
-    return score, why, structural
+            out += mem.read(cur, n)
+        except KmemdbgError:
+            out += bytes(n)
+            bad += n
+        cur += n
+    return bytes(out), bad
 
 
 def rule_virt_to_phys_misuse(ctx: AuditContext) -> List[Finding]:
-    bogus = _Bogus(ctx)
-    page = ctx.page_size
-    if not len(bogus):
+    t0 = time.monotonic()
+    forms = _Forms(ctx)
+    if not len(forms):
         raise LookupError("no mapped vmalloc/module pages: nothing for __pa() to get wrong")
-    try:
-        ctx.areas()
-    except KmemdbgError:
-        pass
-    ram = ctx.ram()
-    ram_end = ctx.ram_end()
-    names = _SlabNames(ctx)
+    scan = plan(ctx)
+    judge = _Judge(ctx, forms)
     out: List[Finding] = []
-    scanned = 0
-
-    def consider(words: np.ndarray, base_va: Optional[int], base_pa: Optional[int], owner_of) -> None:
-        for idx in _scan(words, bogus, page).tolist():
-            value = int(words[idx])
-            hit = bogus.lookup(value & ~(page - 1))
-            if hit is None:
-                continue
-            src_va, true_pa = hit
-            if value - value % page == true_pa:
-                continue                # the true frame of that page: a correct value
-            in_ram = any(s <= value < e for s, e in ram)
-            score, why, structural = _evidence(ctx, bogus, words, idx, value, src_va, true_pa, ram_end, ram)
-            if not structural:
-                continue                # a number that happens to equal __pa() of some page
-            if in_ram and not any("pointer it was computed from" in w for w in why):
-                continue                # a valid physical address of something else
-            sev = "high" if score >= 4 else "medium" if score >= 3 else "low"
-            word_va = None if base_va is None else base_va + 8 * idx
-            word_pa = None if base_pa is None else base_pa + 8 * idx
-            x = src_va + value % page
-            owner = owner_of(idx, word_va, word_pa)
-            where = f"0x{word_va:016x}" if word_va is not None else f"pa 0x{word_pa:x}"
-            out.append(Finding(
-                "virt-to-phys-misuse", sev, "bogus-pa", word_va, None if word_va is None else word_va + 8,
-                word_pa, owner,
-                f"the word at {where} ({owner}) holds 0x{value:x} = __pa(0x{x:016x}), the linear-map "
-                f"arithmetic applied to a {ctx.layout.region_of(x).kind} address; that page is really at "
-                f"pa 0x{true_pa:x}" + ("; " + "; ".join(why) if why else ""),
-                (("value", f"0x{value:x}"), ("source_va", f"0x{x:x}"), ("true_pa", f"0x{true_pa + value % page:x}"),
-                 ("score", score), ("reasons", tuple(why)), ("word_pa", None if word_pa is None else f"0x{word_pa:x}"))))
-
-    statics = ctx.static_data()
-    for s, e, label in statics:
-        for cur in range(s - s % 8, e, CHUNK):
-            n = min(CHUNK, e - cur)
-            data = _read_present(ctx, cur, n - n % 8)
-            words = np.frombuffer(data, dtype=np.uint64)
-            scanned += len(data)
-            consider(words, cur, None, lambda idx, va, pa, label=label: _owner_static(ctx, va, label))
-    slab_bytes = 0
-    batch: List[Tuple[int, int]] = []
-
-    def flush() -> None:
-        nonlocal slab_bytes
-        blobs, kept = [], []
-        for pa, head in batch:
-            try:
-                blobs.append(ctx.kernel.memory.read(pa, page))
-                kept.append((pa, head))
-            except KmemdbgError:
-                continue
-        batch.clear()
-        if not blobs:
-            return
-        slab_bytes += page * len(blobs)
-        allw = np.frombuffer(b"".join(blobs), dtype=np.uint64)
-        per = page // 8
-        for j in sorted({i // per for i in _scan(allw, bogus, page).tolist()}):
-            pa, head = kept[j]
-            words = allw[j * per:(j + 1) * per]
-
-            def slab_owner(idx, va, wpa, head=head, pa=pa):
-                name, objsize = names.of(head)
-                off = pa - head + idx * 8
-                head_va = ctx.linear_va(head)
-                text = f"slab cache {name}" if name else "a slab page"
-                if objsize and head_va is not None:
-                    obj = head_va + off - off % objsize
-                    return f"{text} object 0x{obj:x}+0x{off % objsize:x}"
-                return f"{text} at pa 0x{pa:x}+0x{idx * 8:x}"
-            consider(words, ctx.linear_va(pa), pa, slab_owner)
-
-    for pa, head in _slab_pages(ctx):
-        batch.append((pa, head))
-        if len(batch) >= 512:
-            flush()
-    flush()
-    scanned += slab_bytes
-    if not statics and not slab_bytes:
-        raise LookupError("nothing to scan: no static data ranges (no symbols, no module list) and no slab pages")
+    scanned: Dict[str, int] = {k: 0 for k in KINDS}
+    unreadable: Dict[str, int] = {k: 0 for k in KINDS}
+    infos = 0
+    for span in scan.spans:
+        pos = 0
+        while pos < span.size:
+            n = min(CHUNK, span.size - pos)
+            pa = span.pa + pos
+            lead = (-pa) % 8
+            data, bad = _read(ctx, pa, n)
+            unreadable[span.kind] += bad
+            scanned[span.kind] += n - bad
+            body = data[lead:len(data) - (len(data) - lead) % 8]
+            words = np.frombuffer(body, dtype=np.uint64)
+            for idx, form, si in forms.match(words):
+                word_pa = pa + lead + 8 * idx
+                word_va = None if span.va is None else span.va + (word_pa - span.pa)
+                f = judge.judge(words, idx, form, forms.sources[si], span, word_pa, word_va)
+                if f is None:
+                    continue
+                if f.severity == "info":
+                    infos += 1
+                    if infos > MAX_INFO:
+                        continue
+                out.append(f)
+            pos += n
     out.sort(key=lambda f: (-["info", "low", "medium", "high"].index(f.severity), f.start or 0))
-    out.append(Finding("virt-to-phys-misuse", "info", "statistics", None, None, None, None,
-                       f"scanned {scanned} bytes ({slab_bytes} of slab pages, {len(statics)} static data ranges) "
-                       f"for __pa() of {len(bogus)} vmalloc/module pages",
-                       (("bytes", scanned), ("slab_bytes", slab_bytes), ("static_ranges", len(statics)),
-                        ("pages", len(bogus)))))
+    out += _incomplete(scan, unreadable)
+    total = sum(scanned.values())
+    if not total:
+        raise LookupError("nothing to scan: " + "; ".join(w for ws in scan.missing.values() for w in ws))
+    seconds = time.monotonic() - t0
+    per_kind = ", ".join(f"{k} {scanned[k]}" for k in KINDS)
+    out.append(Finding(RULE, "info", "statistics", None, None, None, None,
+                       f"scanned {total} bytes ({per_kind}) for the virt_to_phys/virt_to_page forms of "
+                       f"{len(forms)} vmalloc/module pages in {seconds:.1f} s; {infos} numerically equal "
+                       f"values kept at info" + (f" ({infos - MAX_INFO} not listed)" if infos > MAX_INFO else ""),
+                       (("bytes", total),) + tuple((f"{k}_bytes", scanned[k]) for k in KINDS) +
+                       (("pages", len(forms)), ("info_matches", infos), ("seconds", round(seconds, 3)),
+                        ("branches", tuple(sorted(forms.branches.items()))))))
     return out
 
 
-__all__ = ["rule_virt_to_phys_misuse"]
+def _incomplete(scan: Plan, unreadable: Dict[str, int]) -> List[Finding]:
+    out = []
+    for kind in KINDS:
+        why = list(scan.missing.get(kind, ()))
+        if unreadable[kind]:
+            why.append(f"{unreadable[kind]} bytes could not be read from the source")
+        if why:
+            out.append(Finding(RULE, "medium", "incomplete", None, None, None, None,
+                               f"{kind} memory not fully scanned: " + "; ".join(why),
+                               (("memory_kind", kind), ("reasons", tuple(why)))))
+    return out
+
+
+__all__ = ["rule_virt_to_phys_misuse", "owner_of", "NEIGHBOURS", "MAX_INFO"]

@@ -1,0 +1,418 @@
+"""Every kind of kernel memory that can hold a stored value, each physical page once.
+
+The misuse scan reads words from these kinds, in this order of precedence
+(a frame claimed by an earlier kind is not scanned again by a later one):
+
+``image``
+    the kernel image's ``.data``, ``.data..ro_after_init`` and ``.bss``
+    (symbols ``_sdata``/``_edata``, ``__start_ro_after_init``/
+    ``__end_ro_after_init``, ``__bss_start``/``__bss_stop``).
+``module``
+    every module's data, bss and ro_after_init ranges (its text and rodata
+    cannot be written after load).
+``percpu``
+    every CPU's unit of the first per-cpu chunk: ``__per_cpu_start +
+    __per_cpu_offset[cpu]`` for ``pcpu_unit_size`` bytes (static variables,
+    the reserved module area and the first chunk's dynamic area); further
+    chunks are vmalloc areas (``pcpu_get_vm_areas``) and count as per-cpu
+    there.
+``stack`` / ``vmalloc``
+    every RAM frame mapped in the vmalloc and module regions that is not
+    module code: vmalloc'd and vmapped buffers, vmapped task stacks.
+``slab``
+    every slab page (head and tail pages of compound slabs).
+``page``
+    every other page the page allocator handed out to the kernel, decided
+    from its ``struct page``: reference count above 0, no page type (not
+    buddy, page table, offline, guard, zsmalloc...), not ``PG_reserved``
+    (memblock memory: the image, the struct page array, the first per-cpu
+    chunk), not slab, and ``mapping`` NULL (not an anonymous or page-cache
+    page).  Tail pages follow their head (``compound_head | 1``).
+
+Units: ``pa`` physical, ``va`` virtual (both byte addresses); sizes in bytes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import bisect
+from typing import Dict, Iterator, List, Optional, Set, Tuple
+
+import numpy as np
+
+from ..errors import KmemdbgError
+
+KINDS = ("image", "module", "percpu", "stack", "vmalloc", "slab", "page")
+#: Struct pages read per chunk of the struct page sweep.
+PAGES_PER_CHUNK = 1 << 14
+
+
+@dataclass(frozen=True)
+class Span:
+    """``size`` bytes of kind ``kind`` at physical ``pa`` (virtual ``va`` when known).
+
+    ``label`` names the owner (``kernel .data``, ``module NAME data``,
+    ``per-cpu area of cpu N``, the vmap area's caller, ``slab``, ``page``);
+    ``head_pa`` is the slab's head page (slab spans only); ``base_va`` the
+    virtual start of the owning range (image section, module range, vmap
+    area, per-cpu unit) for offsets in owner names.
+    """
+
+    kind: str
+    pa: int
+    va: Optional[int]
+    size: int
+    label: str
+    head_pa: Optional[int] = None
+    base_va: Optional[int] = None
+
+
+@dataclass
+class Plan:
+    """The spans to scan and what could not be covered, per kind (sentences)."""
+
+    spans: List[Span]
+    missing: Dict[str, List[str]]
+
+    def bytes_of(self, kind: str) -> int:
+        return sum(s.size for s in self.spans if s.kind == kind)
+
+
+class _Planner:
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+        self.k = ctx.kernel
+        self.page = ctx.page_size
+        self.seen: Set[int] = set()
+        self.spans: List[Span] = []
+        self.missing: Dict[str, List[str]] = {k: [] for k in KINDS}
+
+    def miss(self, kind: str, why: str) -> None:
+        self.missing[kind].append(why)
+
+    # -- virtually described ranges (image, module, per-cpu) --------------------------
+    def virtual(self, kind: str, start: int, end: int, label: str) -> None:
+        """Add virtual ``[start, end)`` through the kernel tables, frame by frame."""
+        page = self.page
+        unmapped = 0
+        for p in self.ctx.pieces_in(start, end):
+            lo, hi = max(start, p.start), min(end, p.end)
+            va = lo
+            while va < hi:
+                nxt = min(hi, va - va % page + page)
+                pa = p.pa_at(va)
+                frame = pa - pa % page
+                if frame not in self.seen:
+                    self._add(Span(kind, pa, va, nxt - va, label, base_va=start))
+                va = nxt
+        covered = sum(min(end, p.end) - max(start, p.start) for p in self.ctx.pieces_in(start, end))
+        unmapped = (end - start) - covered
+        if unmapped > 0:
+            self.miss(kind, f"{unmapped} bytes of {label} are not mapped in the kernel tables")
+
+    def _add(self, span: Span) -> None:
+        self.seen.add(span.pa - span.pa % self.page)
+        if self.spans and _joins(self.spans[-1], span):
+            last = self.spans[-1]
+            self.spans[-1] = Span(last.kind, last.pa, last.va, last.size + span.size, last.label,
+                                  last.head_pa, last.base_va)
+        else:
+            self.spans.append(span)
+
+    def static(self) -> None:
+        """Image and module data ranges (:meth:`AuditContext.static_data`)."""
+        ranges = self.ctx.static_data()
+        if not any(not label.startswith("module ") for _s, _e, label in ranges):
+            self.miss("image", "no image data symbols (_sdata/_edata, __bss_start/__bss_stop)")
+        if not any(label.startswith("module ") for _s, _e, label in ranges):
+            why = "; ".join(n for n in self.ctx.notes if "module" in n) or \
+                "no module list (no type information or symbols)"
+            self.miss("module", why)
+        for s, e, label in ranges:
+            self.virtual("module" if label.startswith("module ") else "image", s, e, label)
+
+    def percpu(self) -> None:
+        k, sym = self.k, self.k.symbols.address
+        offsets, start, nr = sym("__per_cpu_offset"), sym("__per_cpu_start"), sym("nr_cpu_ids")
+        unit = sym("pcpu_unit_size")
+        if None in (offsets, start, nr):
+            self.miss("percpu", "no __per_cpu_offset/__per_cpu_start/nr_cpu_ids symbols")
+            return
+        try:
+            count = int.from_bytes(k.read(nr, 4), "little")
+            size = int.from_bytes(k.read(unit, 4), "little") if unit is not None else 0
+        except KmemdbgError as err:
+            self.miss("percpu", f"nr_cpu_ids/pcpu_unit_size unreadable: {_line(err)}")
+            return
+        if not size:
+            end = sym("__per_cpu_end")
+            size = (end - start) if end is not None and end > start else 0
+            self.miss("percpu", "no pcpu_unit_size: only the static per-cpu variables were scanned")
+        if not 0 < count <= 8192 or not 0 < size <= 1 << 30:
+            self.miss("percpu", f"implausible nr_cpu_ids {count} or unit size {size}")
+            return
+        for cpu in range(count):
+            try:
+                off = int.from_bytes(k.read(offsets + 8 * cpu, 8), "little")
+            except KmemdbgError as err:
+                self.miss("percpu", f"__per_cpu_offset[{cpu}] unreadable: {_line(err)}")
+                continue
+            base = (start + off) & ((1 << 64) - 1)
+            self.virtual("percpu", base, base + size, f"per-cpu area of cpu {cpu}")
+
+    # -- the vmalloc and module regions ------------------------------------------------
+    def mapped(self, in_ram) -> None:
+        ctx, page = self.ctx, self.page
+        try:
+            areas = sorted(ctx.areas(), key=lambda a: a.start)
+        except KmemdbgError as err:
+            areas = []
+            self.miss("vmalloc", f"vmap areas unknown ({_line(err)}): pages are scanned without owners")
+        starts = [a.start for a in areas]
+        stacks = task_stacks(ctx)
+        modules = sorted(ctx.module_sections())
+        mstarts = [m[0] for m in modules]
+
+        for p in ctx.pieces:
+            if p.region.kind not in ("vmalloc", "module"):
+                continue
+            va = p.start
+            while va < p.end:
+                pa = p.pa_at(va)
+                frame = pa - pa % page
+                nxt = va - va % page + page
+                i = bisect.bisect_right(mstarts, va) - 1
+                if i >= 0 and va < modules[i][1]:
+                    va = nxt        # module memory: its data ranges were planned already
+                    continue
+                if frame in self.seen or not in_ram(frame):
+                    va = nxt
+                    continue
+                j = bisect.bisect_right(starts, va) - 1
+                area = areas[j] if j >= 0 and va < areas[j].end else None
+                if area is None:
+                    kind, label, base = "vmalloc", "vmap (no vm_struct: vm_map_ram or a vmap block)", None
+                elif area.purpose == "stack" or area.start in stacks:
+                    task = stacks.get(area.start)
+                    kind, base = "stack", area.start
+                    label = f"stack of {task}" if task else f"stack ({area.name})"
+                elif "pcpu" in area.name:
+                    kind, label, base = "percpu", f"per-cpu chunk ({area.name})", area.start
+                else:
+                    kind, label, base = "vmalloc", area.name, area.start
+                self._add(Span(kind, frame, va - va % page, page, label, base_va=base))
+                va = nxt
+
+    # -- the struct page sweep: slab and page-allocator pages ---------------------------
+    def struct_pages(self, ram) -> None:
+        for start_pfn, kinds, heads in page_kinds(self.ctx, ram, self.missing):
+            page = self.page
+            for i in np.flatnonzero(kinds).tolist():
+                pfn = start_pfn + i
+                frame = pfn * page
+                if frame in self.seen:
+                    continue
+                kind = "slab" if kinds[i] == SLAB else "page"
+                head = int(heads[i]) * page
+                self._add(Span(kind, frame, self.ctx.linear_va(frame), page, kind,
+                               head if kind == "slab" else None))
+
+
+def task_stacks(ctx) -> Dict[int, str]:
+    """Virtual stack base (``task_struct.stack``) -> "pid N (comm)" for every task; {} without types."""
+    memo = ctx.__dict__.get("_task_stacks")
+    if memo is None:
+        memo = {}
+        objs = ctx.kernel.objects()
+        try:
+            off = objs.btf.offset("task_struct", "stack")
+            for pid, task, _mm, comm in ctx.kernel.tasks():
+                memo[int.from_bytes(ctx.kernel.read(task + off, 8), "little")] = f"pid {pid} ({comm})"
+        except (KmemdbgError, AttributeError) as err:
+            ctx.notes.append(f"task stacks unknown: {_line(err)}")
+        ctx.__dict__["_task_stacks"] = memo
+    return memo
+
+
+def _joins(a: Span, b: Span) -> bool:
+    return (a.kind == b.kind and a.label == b.label and a.head_pa == b.head_pa and a.pa + a.size == b.pa
+            and (a.va is None) == (b.va is None) and (a.va is None or a.va + a.size == b.va)
+            and a.base_va == b.base_va)
+
+
+def _line(err: BaseException) -> str:
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+SLAB, PAGE = 1, 2
+
+
+def page_kinds(ctx, ram, missing: Dict[str, List[str]]) -> Iterator[Tuple[int, np.ndarray, np.ndarray]]:
+    """(first pfn, kind per frame (0 skip, SLAB, PAGE), head pfn per frame) for RAM, by chunks.
+
+    Reads ``struct page`` through vmemmap with VMCOREINFO's offsets; the
+    page-type encoding is told apart by ``PAGE_BUDDY_MAPCOUNT_VALUE`` (6.9+:
+    the type in the top byte of ``_mapcount``; before: a cleared bit under
+    0xf0000000).  ``PG_reserved`` comes from BTF's ``enum pageflags``.
+    """
+    k, info, page = ctx.kernel, ctx.kernel.info, ctx.page_size
+    vmemmap, size = ctx.vmemmap()
+    if vmemmap is None:
+        for kind in ("slab", "page"):
+            missing[kind].append("no struct page array (vmemmap base unknown)")
+        return
+    off = {m: _offset(info, m) for m in ("flags", "_refcount", "mapping", "_mapcount", "compound_head")}
+    if off["flags"] is None:
+        off["flags"] = 0
+    if off["compound_head"] is None:
+        off["compound_head"] = 8
+    slab_value, pg_slab = info.number("PAGE_SLAB_MAPCOUNT_VALUE"), info.number("PG_slab")
+    buddy = info.number("PAGE_BUDDY_MAPCOUNT_VALUE")
+    if slab_value is None and pg_slab is None:
+        missing["slab"].append("VMCOREINFO has neither PAGE_SLAB_MAPCOUNT_VALUE nor PG_slab")
+    reserved = _pageflag(k, "PG_reserved")
+    usable = off["_refcount"] is not None and off["mapping"] is not None and off["_mapcount"] is not None
+    if not usable:
+        missing["page"].append("VMCOREINFO lacks OFFSET(page._refcount/mapping/_mapcount)")
+    if reserved is None:
+        missing["page"].append("PG_reserved unknown (no BTF enum pageflags): memblock pages not told apart")
+        usable = False
+    top_byte = buddy is not None and buddy & 0x00FFFFFF == 0
+    unread = 0
+    for lo, hi in ram:
+        pfn, end_pfn = -(-lo // page), hi // page
+        while pfn < end_pfn:
+            n = min(PAGES_PER_CHUNK, end_pfn - pfn)
+            raw, bad = _read_struct_pages(k, vmemmap + pfn * size, n, size, page)
+            unread += bad
+            present = np.ones(n, dtype=bool) if not bad else \
+                np.frombuffer(bytes(_present_mask(raw, n, size)), dtype=np.bool_)
+            arr = np.frombuffer(raw, dtype=np.uint8).reshape(n, size)
+            flags = _u64(arr, off["flags"])
+            heads_raw = _u64(arr, off["compound_head"])
+            tail = (heads_raw & np.uint64(1)) == 1
+            head_pfn = np.arange(pfn, pfn + n, dtype=np.uint64)
+            if tail.any():
+                hv = heads_raw[tail] - np.uint64(1)
+                ok = hv >= np.uint64(vmemmap)
+                hp = np.where(ok, (hv - np.uint64(vmemmap)) // np.uint64(size), np.uint64(0))
+                head_pfn[tail] = hp
+            kinds = np.zeros(n, dtype=np.uint8)
+            slab = np.zeros(n, dtype=bool)
+            if pg_slab is not None:
+                slab |= ((flags >> np.uint64(pg_slab)) & np.uint64(1)) == 1
+            ptype = _u32(arr, off["_mapcount"]) if off["_mapcount"] is not None else None
+            if ptype is not None and slab_value is not None:
+                slab |= _type_is(ptype, slab_value)
+            typed = np.zeros(n, dtype=bool)
+            if ptype is not None:
+                if top_byte:
+                    typed = ((ptype >> np.uint32(24)) >= 0xF0) & ((ptype >> np.uint32(24)) != 0xFF)
+                else:
+                    typed = ((ptype & np.uint32(0xF0000000)) == np.uint32(0xF0000000)) & \
+                        (ptype != np.uint32(0xFFFFFFFF))
+            head_idx = head_pfn.astype(np.int64) - pfn
+            inside = (head_idx >= 0) & (head_idx < n)
+            idx = np.where(inside, head_idx, 0)
+            # a tail takes its head's slab-ness (heads outside the chunk: looked up one by one)
+            slab_h = np.where(inside, slab[idx], False)
+            for i in np.flatnonzero(tail & ~inside).tolist():
+                slab_h[i] = k.slabs().is_slab_pfn(int(head_pfn[i]))
+            is_slab = np.where(tail, slab_h, slab) & present
+            kinds[is_slab] = SLAB
+            if usable:
+                refc = _u32(arr, off["_refcount"]).view(np.int32)
+                mapping = _u64(arr, off["mapping"])
+                res = ((flags >> np.uint64(reserved)) & np.uint64(1)) == 1
+                own = (refc > 0) & ~typed & ~res & (mapping == 0)
+                # tails: the head's struct page decides (refcount and mapping live there)
+                own_h = np.where(inside, own[idx], False)
+                for i in np.flatnonzero(tail & ~inside).tolist():
+                    own_h[i] = False
+                plain = np.where(tail, own_h, own) & present & ~is_slab
+                kinds[plain] = PAGE
+            yield pfn, kinds, head_pfn
+            pfn += n
+    if unread:
+        for kind in ("slab", "page"):
+            missing[kind].append(f"the struct pages of {unread} frames are not in the dump")
+
+
+def _read_struct_pages(k, va: int, n: int, size: int, page: int) -> Tuple[bytes, int]:
+    """``n`` struct pages at virtual ``va``; unreadable ones come back as 0xff bytes (skipped)."""
+    try:
+        return k.read(va, n * size), 0
+    except KmemdbgError:
+        pass
+    out = bytearray()
+    bad = 0
+    for i in range(n):
+        try:
+            out += k.read(va + i * size, size)
+        except KmemdbgError:
+            out += b"\xff" * size
+            bad += 1
+    return bytes(out), bad
+
+
+def _present_mask(raw: bytes, n: int, size: int) -> bytearray:
+    """1 for each struct page that was read (not the all-0xff filler)."""
+    filler = b"\xff" * size
+    return bytearray(0 if raw[i * size:(i + 1) * size] == filler else 1 for i in range(n))
+
+
+def _u64(arr: np.ndarray, off: int) -> np.ndarray:
+    return arr[:, off:off + 8].copy().view(np.uint64).ravel()
+
+
+def _u32(arr: np.ndarray, off: int) -> np.ndarray:
+    return arr[:, off:off + 4].copy().view(np.uint32).ravel()
+
+
+def _type_is(ptype: np.ndarray, value: int) -> np.ndarray:
+    """Vectorised :func:`kmemdbg.slab.page_type_is`."""
+    value &= 0xFFFFFFFF
+    if value & 0x00FFFFFF == 0:
+        return (ptype >> np.uint32(24)) == np.uint32(value >> 24)
+    cleared = np.uint32(~value & 0xFFFFFFFF)
+    return ((ptype & np.uint32(0xF0000000)) == np.uint32(0xF0000000)) & ((ptype & cleared) == 0)
+
+
+def _offset(info, member: str) -> Optional[int]:
+    text = info.text(f"OFFSET(page.{member})")
+    return int(text) if text and text.isdigit() else None
+
+
+def _pageflag(kernel, name: str) -> Optional[int]:
+    objs = kernel.objects()
+    if objs is None:
+        return None
+    enum = objs.btf.find("pageflags", ("enum",))
+    if enum is None:
+        return None
+    value = enum.enumerators.get(name)
+    return value if value is not None and 0 <= value < 64 else None
+
+
+def plan(ctx) -> Plan:
+    """The spans of every kind (see the module doc), each frame once, in kind order."""
+    p = _Planner(ctx)
+    # page-table pages hold entries, not stored values (level2_ident_pgt sits in .data)
+    p.seen.update(ctx.kernel.table_pages())
+    ram = ctx.ram()
+    starts = [s for s, _ in ram]
+
+    def in_ram(pa: int) -> bool:
+        i = bisect.bisect_right(starts, pa) - 1
+        return i >= 0 and pa < ram[i][1]
+    p.static()
+    p.percpu()
+    p.mapped(in_ram)
+    if not ram:
+        for kind in ("slab", "page"):
+            p.miss(kind, "no RAM map (neither the source nor the kernel's iomem_resource gives one)")
+    else:
+        p.struct_pages(ram)
+    return Plan(p.spans, p.missing)
+
+
+__all__ = ["KINDS", "Span", "Plan", "plan", "page_kinds", "SLAB", "PAGE"]
