@@ -108,3 +108,54 @@ def test_kmemdbg_over_qmp_agrees_with_qemu_mmu_and_drgn() -> None:
     assert k.info.number("TCR_EL1_T1SZ") == 12, "not a 52-bit (LPA2) guest"
     assert elapsed < 180, "the live arm64 test took %.0f s" % elapsed
     shutil.rmtree(wd, ignore_errors=True)   # kept for inspection when a check fails
+
+
+def _misuse(k):
+    """{word va: (severity, form, value, source va)} of the misuse findings above info, and the
+    statistics finding."""
+    from kmemdbg.audit import run_audit
+
+    report = run_audit(k, ["virt-to-phys-misuse"])
+    assert not report.errors, report.errors
+    got = {}
+    stats = None
+    for f in report.findings:
+        if f.kind == "statistics":
+            stats = f
+        elif f.severity != "info":
+            ev = f.evidence_dict()
+            got[f.start] = (f.severity, f.kind, ev.get("form"), ev.get("value"), ev.get("source_va"))
+    return got, stats
+
+
+def test_misuse_over_qmp_equals_the_dump_of_the_same_moment() -> None:
+    """The same stopped guest audited twice: live over QMP (no RAM map from the source: RAM
+    comes from the kernel's iomem_resource) and from QEMU's ELF dump of that moment.  Both
+    must find the same stored virt_to_phys()/virt_to_page() values, the probe's plants among
+    them (the guest kernel's own printout), and scan the same bytes of every kind."""
+    import kmemdbg
+
+    argv, _rec, wd = recipe_guest(RECIPE, "kmemdbg-live-misuse-", INIT, MODULES, ["drgn.sock", "mon.sock"])
+    drgn_sock, hmp_sock = os.path.join(wd, "drgn.sock"), os.path.join(wd, "mon.sock")
+    dump = os.path.join(wd, "moment.elf")
+    with Guest(argv, wd) as g:
+        text = g.wait_for("@@KMEMDBG READY@@", TIMEOUT_S)
+        mon = QMP(hmp_sock)
+        try:
+            mon.execute("stop")
+            live, live_stats = _misuse(kmemdbg.open(qmp=drgn_sock, arch="arm64"))
+            mon.execute("dump-guest-memory", {"paging": False, "protocol": "file:" + dump}, timeout=300)
+        finally:
+            mon.close()
+    dumped, dump_stats = _misuse(kmemdbg.open(core=dump))
+    assert live == dumped, (live, dumped)
+    probe = {e["name"]: e for e in parse_probe(section(text, "probe"))}
+    planted = [e for n, e in probe.items() if n.startswith("plant.") or n == "bogus_global"]
+    for e in planted:
+        word = int(e.get("word_va") or e["va"], 16)
+        assert word in live, (e["name"], sorted(hex(w) for w in live))
+    lev, dev = live_stats.evidence_dict(), dump_stats.evidence_dict()
+    for kind in ("image", "module", "percpu", "stack", "vmalloc", "slab", "page"):
+        assert lev[f"{kind}_bytes"] == dev[f"{kind}_bytes"], kind
+        assert lev[f"{kind}_bytes"] > 0, kind
+    shutil.rmtree(wd, ignore_errors=True)
