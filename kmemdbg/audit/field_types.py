@@ -28,7 +28,7 @@ CACHE_STRUCTS = {
     "anon_vma": "anon_vma", "anon_vma_chain": "anon_vma_chain", "vmap_area": "vmap_area",
     "buffer_head": "buffer_head", "dentry": "dentry", "nsproxy": "nsproxy",
 }
-#: Integer members that hold virtual addresses (user or kernel), by structure.
+#: Integer members that hold virtual addresses (user or kernel), by outermost structure.
 VA_FIELDS = {
     "vm_area_struct": frozenset({"vm_start", "vm_end"}),
     "mm_struct": frozenset({"mmap_base", "mmap_legacy_base", "task_size", "start_code", "end_code",
@@ -60,29 +60,35 @@ class FieldTyper:
 
     def __init__(self, btf) -> None:
         self.btf = btf
-        self._structs: Dict[str, Optional[object]] = {}
+        self._structs: Dict[Tuple[str, Optional[int]], Optional[object]] = {}
         self._memo: Dict[Tuple[str, int], Optional[FieldType]] = {}
 
     def struct_of_cache(self, cache: Optional[str], object_size: Optional[int]):
         """The BTF struct of ``cache``'s objects, or None (kmalloc-N and unknown caches)."""
         if not cache:
             return None
-        if cache not in self._structs:
+        key = (cache, object_size)
+        if key not in self._structs:
             name = CACHE_STRUCTS.get(cache, cache)
-            t = None
-            try:
-                if self.btf.has_struct(name):
-                    t = self.btf.struct(name)
-                    if object_size and self.btf.sizeof(t) > object_size:
-                        t = None
-            except KmemdbgError:
-                t = None
-            self._structs[cache] = t
-        return self._structs[cache]
+            self._structs[key] = self._named(name, object_size) if self.btf.has_struct(name) else None
+        return self._structs[key]
 
     def field_at(self, cache: Optional[str], object_size: Optional[int], offset: int) -> Optional[FieldType]:
         """The type of the 8-byte word at ``offset`` of an object of ``cache``, or None."""
-        t = self.struct_of_cache(cache, object_size)
+        return self._field(self.struct_of_cache(cache, object_size), offset)
+
+    def field_of_struct(self, struct: str, object_size: Optional[int], offset: int) -> Optional[FieldType]:
+        """The type of the word at ``offset`` of a ``struct`` (e.g. a per-cpu variable's type)."""
+        return self._field(self._named(struct, object_size), offset)
+
+    def _named(self, name: str, object_size: Optional[int]):
+        try:
+            t = self.btf.struct(name)
+            return None if object_size and self.btf.sizeof(t) > object_size else t
+        except KmemdbgError:
+            return None
+
+    def _field(self, t, offset: int) -> Optional[FieldType]:
         if t is None:
             return None
         key = (t.name, offset)
@@ -126,7 +132,8 @@ def _descend(btf, t, top: str, offset: int, path: str) -> Optional[FieldType]:
             sub = _descend(btf, m.type, top, offset - m.offset, f"{path}.{m.name}" if path else m.name)
             if sub is None:
                 continue
-            if t.kind == "struct" and m.name in VA_FIELDS.get(t.name, ()) and sub.category == INTEGER:
+            # by the outermost struct: 6.12 puts vm_start/vm_end in an anonymous struct
+            if m.name in VA_FIELDS.get(top, ()) and sub.category == INTEGER:
                 sub = FieldType(top, sub.path, sub.type_name, VIRTUAL)
             # in a union, a phys member wins (the word may be that), else a pointer reading
             if best is None or _rank(sub) > _rank(best):
