@@ -27,13 +27,73 @@
  *     made executable by hand (x86: through lookup_address(); arm64: by a
  *     walk from TTBR1_EL1), since vmap() applies pgprot_nx() to whatever
  *     protection it is given (v5.8+) and set_memory_x() is not exported.
+ *
+ * Stored virt_to_phys()/virt_to_page() misuse in every kind of kernel memory
+ * ("plants"), each with negative controls.  Every plant is a driver-style
+ * pair: the source pointer in one 8-byte word, the value computed from it in
+ * the next (struct kmemdbg_probe_pair), or the pointer followed by a struct
+ * scatterlist (struct kmemdbg_probe_sgpair: the value word is sg.page_link).
+ * Each plant is one line:
+ *
+ *   kmemdbg_probe: plant.<kind tag>.<what>[.cpuN] kind=<kind> form=<form>
+ *     control=0x0|0x1 word_va=0x... value=0x... source_va=0x...
+ *     source_pfn=0x... source_region=<vmalloc|module|stack|linear>
+ *     source_page=0x... how=<computation>
+ *
+ * word_va: the word holding value (value is read back from it, so it is the
+ * 8 bytes in memory, sg flag bits included); source_va: the pointer stored
+ * at word_va - 8, the one given to virt_to_phys()/virt_to_page()/
+ * sg_init_one(); source_pfn: its true frame (vmalloc_to_pfn(), or
+ * virt_to_phys() >> PAGE_SHIFT for linear sources); source_page:
+ * pfn_to_page(source_pfn).  control=0x1: a correct value no checker may
+ * flag.  form: what value claims to be for source_va (virt_to_phys: a
+ * physical address; virt_to_page: a struct page pointer; sg_page_link: a
+ * scatterlist's page_link); how: the computation (virt_to_phys,
+ * virt_to_page, sg_init_one, vmalloc_to_page_phys = page_to_phys(
+ * vmalloc_to_page(src)) + offset_in_page(src), vmalloc_to_page,
+ * sg_set_page_vmalloc_to_page).
+ *
+ * Kinds (where the structure lives, struct kmemdbg_probe_plants): module-data
+ * (an initialized static), module-bss, module-ro_after_init (filled in init,
+ * before the module is made read-only), slab (kzalloc), page
+ * (__get_free_page, +0x40), vmalloc (vzalloc, one page), percpu-static (a
+ * module DEFINE_PER_CPU: one set of lines per possible CPU, word_va =
+ * per_cpu_ptr()), percpu-dynamic (alloc_percpu: likewise), stack (a local
+ * of the kthread "kmemdbg_stack", on its own vmapped stack; it prints its
+ * lines, signals module init and then sleeps for ever; the "stack_thread"
+ * line gives its stack).  In every kind the same ten slots:
+ *
+ *   <tag>.v2p_vmalloc          virt_to_phys(vmalloc src)            bogus
+ *   <tag>.v2p_module           virt_to_phys(module static buffer)   bogus
+ *   <tag>.v2page_vmalloc       virt_to_page(vmalloc src)            bogus
+ *   <tag>.sg_vmalloc           sg_init_one(vmalloc src)             bogus
+ *   <tag>.control_v2p_kmalloc  virt_to_phys(kmalloc src)            control
+ *   <tag>.control_v2page_kmalloc virt_to_page(kmalloc src)          control
+ *   <tag>.control_pa_vmalloc   page_to_phys(vmalloc_to_page()) + offset  control
+ *   <tag>.control_page_vmalloc vmalloc_to_page(vmalloc src)         control
+ *   <tag>.control_sg_kmalloc   sg_init_one(kmalloc src)             control
+ *   <tag>.control_sg_vmalloc   sg_set_page(vmalloc_to_page(src))    control
+ *
+ * except in the stack kind, where the vmalloc source of v2p_/v2page_/sg_/
+ * control_pa_/control_page_/control_sg_ is a buffer on the same stack
+ * (names *_stack: the classic "DMA from the stack" bug) and the second
+ * virt_to_phys() takes a vmalloc source instead of a module one
+ * (v2p_vmalloc).  The vmalloc sources are the 6-page "vmalloc" buffer at a
+ * different byte offset per kind (and per CPU); the "plants" line at the
+ * end counts the lines.
  */
+#include <linux/completion.h>
 #include <linux/init.h>
 #include <linux/io.h>
 #include <linux/kernel.h>
+#include <linux/kthread.h>
 #include <linux/minmax.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/percpu.h>
+#include <linux/sched.h>
+#include <linux/sched/task_stack.h>
+#include <linux/scatterlist.h>
 #include <linux/slab.h>
 #include <linux/stddef.h>
 #include <linux/string.h>
@@ -48,6 +108,7 @@
 #define TAG "kmemdbg_probe: "
 #define MARKER_MAGIC 0x4252504742444d4bULL	/* the bytes "KMDBGPRB" */
 #define DESC_MAGIC 0x4353444742444d4bULL	/* the bytes "KMDBGDSC" */
+#define PLANTS_MAGIC 0x544c504742444d4bULL	/* the bytes "KMDBGPLT" */
 
 #ifdef CONFIG_X86
 #define DEVICE_PHYS 0xfed00000UL	/* the HPET of QEMU's pc machine */
@@ -235,6 +296,291 @@ static void report_global(const char *name, const void *var, u64 value, const ch
 		x86_walk(walk, sizeof(walk), var), more);
 }
 
+/* --- stored virt_to_phys()/virt_to_page() misuse, with controls ------------- */
+
+/* A driver's buffer pointer and the "physical address" it computed from it. */
+struct kmemdbg_probe_pair {
+	void *src;
+	u64 value;
+};
+
+/* A driver's buffer pointer and the scatterlist entry it built for it. */
+struct kmemdbg_probe_sgpair {
+	void *src;
+	struct scatterlist sg;	/* sg.page_link: the word right after src */
+};
+
+enum { PAIR_V2P_BAD, PAIR_V2P_BAD2, PAIR_V2PAGE_BAD, PAIR_V2P_GOOD, PAIR_V2PAGE_GOOD,
+       PAIR_PA_TRUE, PAIR_PAGE_TRUE, NR_PAIRS };
+enum { SG_BAD, SG_GOOD, SG_TRUE, NR_SGS };
+
+/* One kind's set of plants (see the header comment). */
+struct kmemdbg_probe_plants {
+	u64 magic;		/* PLANTS_MAGIC */
+	struct kmemdbg_probe_pair pair[NR_PAIRS];
+	struct kmemdbg_probe_sgpair sg[NR_SGS];
+};
+
+/* Where one set's source pointers point. */
+struct kmemdbg_probe_sources {
+	void *bad;		/* non-linear: vmalloc (the stack kind: its own stack) */
+	const char *bad_region;
+	void *bad2;		/* non-linear: module (the stack kind: vmalloc) */
+	const char *bad2_region;
+	void *good;		/* linear: kmalloc */
+};
+
+#define PLANT_SG_LEN 64
+#define PLANT_GOOD_BYTES 1024
+
+/* The module source of virt_to_phys(): __pa() takes x86-64's image branch. */
+static char kmemdbg_probe_module_buf[512] = "kmemdbg_probe: a static buffer in module .data";
+/* module-data: initialized (non-zero), so it is in .data, not .bss */
+static struct kmemdbg_probe_plants kmemdbg_probe_plants_data = { .magic = PLANTS_MAGIC };
+static struct kmemdbg_probe_plants kmemdbg_probe_plants_bss;
+static struct kmemdbg_probe_plants kmemdbg_probe_plants_ro __ro_after_init;
+static DEFINE_PER_CPU(struct kmemdbg_probe_plants, kmemdbg_probe_plants_pcpu);
+/* The plants' own allocations, apart from kmemdbg_probe_keep ("end buffers=" stays). */
+static void *kmemdbg_probe_plant_keep[8];
+static void *kmemdbg_probe_vbuf;	/* the 6-page vmalloc buffer */
+static void *kmemdbg_probe_goodbuf;	/* a kmalloc buffer: the linear source */
+static int kmemdbg_probe_bogus_lines, kmemdbg_probe_control_lines;
+static DECLARE_COMPLETION(kmemdbg_probe_stack_done);
+
+static void report_plant(const char *name, const char *kind, const char *form, int control,
+			 const void *word, const void *src, const char *region, const char *how)
+{
+	u64 value = READ_ONCE(*(const u64 *)word);
+	unsigned long pfn = strcmp(region, "linear") ? vmalloc_to_pfn(src)
+						      : PHYS_PFN(virt_to_phys((void *)src));
+
+	pr_info(TAG "plant.%s kind=%s form=%s control=0x%x word_va=0x%llx value=0x%llx "
+		"source_va=0x%llx source_pfn=0x%llx source_region=%s source_page=0x%llx how=%s\n",
+		name, kind, form, control, (ull)(unsigned long)word, (ull)value,
+		(ull)(unsigned long)src, (ull)pfn, region, (ull)(unsigned long)pfn_to_page(pfn), how);
+	if (control)
+		kmemdbg_probe_control_lines++;
+	else
+		kmemdbg_probe_bogus_lines++;
+}
+
+/* The real-world path: sg_init_one() (sg_set_buf(), virt_to_page() inside). */
+static void plant_sg_init_one(struct scatterlist *sg, void *buf)
+{
+#ifdef CONFIG_DEBUG_SG
+	/* sg_set_buf() BUGs on a non-linear buffer here: the same entry by hand */
+	sg_init_table(sg, 1);
+	sg_set_page(sg, virt_to_page(buf), PLANT_SG_LEN, offset_in_page(buf));
+#else
+	sg_init_one(sg, buf, PLANT_SG_LEN);
+#endif
+}
+
+static void plant_pair(struct kmemdbg_probe_pair *q, void *src, u64 value, const char *name,
+		       const char *kind, const char *form, int control, const char *region,
+		       const char *how)
+{
+	WRITE_ONCE(q->src, src);
+	WRITE_ONCE(q->value, value);
+	report_plant(name, kind, form, control, &q->value, src, region, how);
+}
+
+/* Fill one set (tag: the name's first part; suffix: ".cpuN" or ""), print its lines. */
+static void plant_set(struct kmemdbg_probe_plants *p, const char *kind, const char *tag,
+		      const char *suffix, const struct kmemdbg_probe_sources *s)
+{
+	struct kmemdbg_probe_pair *q = p->pair;
+	struct kmemdbg_probe_sgpair *g = p->sg;
+	char n[80];
+
+	BUILD_BUG_ON(offsetof(struct kmemdbg_probe_pair, value) != sizeof(void *));
+	BUILD_BUG_ON(offsetof(struct kmemdbg_probe_sgpair, sg.page_link) != sizeof(void *));
+	p->magic = PLANTS_MAGIC;
+
+	snprintf(n, sizeof(n), "%s.v2p_%s%s", tag, s->bad_region, suffix);
+	plant_pair(&q[PAIR_V2P_BAD], s->bad, virt_to_phys(s->bad), n, kind, "virt_to_phys", 0,
+		   s->bad_region, "virt_to_phys");
+	snprintf(n, sizeof(n), "%s.v2p_%s%s", tag, s->bad2_region, suffix);
+	plant_pair(&q[PAIR_V2P_BAD2], s->bad2, virt_to_phys(s->bad2), n, kind, "virt_to_phys", 0,
+		   s->bad2_region, "virt_to_phys");
+	snprintf(n, sizeof(n), "%s.v2page_%s%s", tag, s->bad_region, suffix);
+	plant_pair(&q[PAIR_V2PAGE_BAD], s->bad, (u64)(unsigned long)virt_to_page(s->bad), n, kind,
+		   "virt_to_page", 0, s->bad_region, "virt_to_page");
+
+	g[SG_BAD].src = s->bad;
+	plant_sg_init_one(&g[SG_BAD].sg, s->bad);
+	snprintf(n, sizeof(n), "%s.sg_%s%s", tag, s->bad_region, suffix);
+	report_plant(n, kind, "sg_page_link", 0, &g[SG_BAD].sg.page_link, s->bad, s->bad_region,
+		     "sg_init_one");
+
+	/* controls: the same shapes, correct values */
+	snprintf(n, sizeof(n), "%s.control_v2p_kmalloc%s", tag, suffix);
+	plant_pair(&q[PAIR_V2P_GOOD], s->good, virt_to_phys(s->good), n, kind, "virt_to_phys", 1,
+		   "linear", "virt_to_phys");
+	snprintf(n, sizeof(n), "%s.control_v2page_kmalloc%s", tag, suffix);
+	plant_pair(&q[PAIR_V2PAGE_GOOD], s->good, (u64)(unsigned long)virt_to_page(s->good), n, kind,
+		   "virt_to_page", 1, "linear", "virt_to_page");
+	snprintf(n, sizeof(n), "%s.control_pa_%s%s", tag, s->bad_region, suffix);
+	plant_pair(&q[PAIR_PA_TRUE], s->bad,
+		   (u64)page_to_phys(vmalloc_to_page(s->bad)) + offset_in_page(s->bad), n, kind,
+		   "virt_to_phys", 1, s->bad_region, "vmalloc_to_page_phys");
+	snprintf(n, sizeof(n), "%s.control_page_%s%s", tag, s->bad_region, suffix);
+	plant_pair(&q[PAIR_PAGE_TRUE], s->bad, (u64)(unsigned long)vmalloc_to_page(s->bad), n, kind,
+		   "virt_to_page", 1, s->bad_region, "vmalloc_to_page");
+
+	g[SG_GOOD].src = s->good;
+	sg_init_one(&g[SG_GOOD].sg, s->good, PLANT_SG_LEN);
+	snprintf(n, sizeof(n), "%s.control_sg_kmalloc%s", tag, suffix);
+	report_plant(n, kind, "sg_page_link", 1, &g[SG_GOOD].sg.page_link, s->good, "linear",
+		     "sg_init_one");
+	g[SG_TRUE].src = s->bad;
+	sg_init_table(&g[SG_TRUE].sg, 1);
+	sg_set_page(&g[SG_TRUE].sg, vmalloc_to_page(s->bad), PLANT_SG_LEN, offset_in_page(s->bad));
+	snprintf(n, sizeof(n), "%s.control_sg_%s%s", tag, s->bad_region, suffix);
+	report_plant(n, kind, "sg_page_link", 1, &g[SG_TRUE].sg.page_link, s->bad, s->bad_region,
+		     "sg_set_page_vmalloc_to_page");
+}
+
+/* The sources of set number ``variant``: another byte offset each time. */
+static void plant_sources(struct kmemdbg_probe_sources *s, int variant)
+{
+	static const unsigned long offsets[] = {
+		0, 0x123, PAGE_SIZE + 0x40, 2 * PAGE_SIZE + 0x7f8, 3 * PAGE_SIZE + 0x10,
+		4 * PAGE_SIZE + 0x234, 5 * PAGE_SIZE + 0x800, 0x9a0, PAGE_SIZE + 0xc08,
+		2 * PAGE_SIZE + 0x18, 3 * PAGE_SIZE + 0x5f0, 5 * PAGE_SIZE + 0xf00,
+	};
+
+	s->bad = kmemdbg_probe_vbuf + offsets[variant % ARRAY_SIZE(offsets)];
+	s->bad_region = "vmalloc";
+	s->bad2 = kmemdbg_probe_module_buf + 0x40 * (variant % 8);
+	s->bad2_region = "module";
+	s->good = kmemdbg_probe_goodbuf + 0x40 * (variant % (PLANT_GOOD_BYTES / 0x40));
+}
+
+/* The stack kind's frame: a "DMA buffer" and the plants, both on the kthread's stack. */
+struct kmemdbg_probe_stack_frame {
+	char buf[256];
+	struct kmemdbg_probe_plants plants;
+};
+
+static int kmemdbg_probe_stack_fn(void *arg)
+{
+	struct kmemdbg_probe_stack_frame frame;
+	struct kmemdbg_probe_sources s = *(struct kmemdbg_probe_sources *)arg;
+	void *stack = task_stack_page(current);
+
+	memset(&frame, 0, sizeof(frame));
+	strscpy(frame.buf, "kmemdbg_probe: a buffer on a kthread's stack", sizeof(frame.buf));
+	s.bad2 = s.bad;
+	s.bad2_region = s.bad_region;
+	s.bad = frame.buf + 0x10;
+	s.bad_region = "stack";
+	pr_info(TAG "stack_thread pid=0x%x task=0x%llx stack=0x%llx stack_size=0x%llx "
+		"stack_pfn=0x%llx frame=0x%llx frame_size=0x%llx is_vmalloc_addr=0x%x\n",
+		task_pid_nr(current), (ull)(unsigned long)current, (ull)(unsigned long)stack,
+		(ull)THREAD_SIZE, (ull)vmalloc_to_pfn(stack), (ull)(unsigned long)&frame,
+		(ull)sizeof(frame), is_vmalloc_addr(stack) ? 1 : 0);
+	plant_set(&frame.plants, "stack", "stack", "", &s);
+	complete(&kmemdbg_probe_stack_done);
+	/* never stops: the module has no exit function; the frame stays as it is */
+	while (!kthread_should_stop()) {
+		set_current_state(TASK_INTERRUPTIBLE);
+		barrier_data(&frame);
+		schedule();
+	}
+	__set_current_state(TASK_RUNNING);
+	barrier_data(&frame);
+	return 0;
+}
+
+/* Plant every kind; "plants_error" lines say what could not be done. */
+static void plant_all(void *vbuf)
+{
+	struct kmemdbg_probe_sources s;
+	struct kmemdbg_probe_plants *slab, *vm, __percpu *dyn;
+	struct task_struct *thread;
+	unsigned long page;
+	char suffix[16];
+	int variant = 0, cpu, k = 0;
+
+	kmemdbg_probe_vbuf = vbuf;
+	kmemdbg_probe_goodbuf = kzalloc(PLANT_GOOD_BYTES, GFP_KERNEL);
+	if (!kmemdbg_probe_goodbuf) {
+		pr_info(TAG "plants_error step=kmalloc_source\n");
+		return;
+	}
+	kmemdbg_probe_plant_keep[k++] = kmemdbg_probe_goodbuf;
+
+	plant_sources(&s, variant++);
+	plant_set(&kmemdbg_probe_plants_data, "module-data", "data", "", &s);
+	plant_sources(&s, variant++);
+	plant_set(&kmemdbg_probe_plants_bss, "module-bss", "bss", "", &s);
+	plant_sources(&s, variant++);
+	plant_set(&kmemdbg_probe_plants_ro, "module-ro_after_init", "ro_after_init", "", &s);
+
+	slab = kzalloc(sizeof(*slab), GFP_KERNEL);
+	if (slab) {
+		kmemdbg_probe_plant_keep[k++] = slab;
+		plant_sources(&s, variant++);
+		plant_set(slab, "slab", "slab", "", &s);
+	} else {
+		pr_info(TAG "plants_error step=slab\n");
+	}
+
+	page = __get_free_page(GFP_KERNEL | __GFP_ZERO);
+	if (page) {
+		kmemdbg_probe_plant_keep[k++] = (void *)page;
+		mark((void *)page, PAGE_SIZE, "plants");
+		plant_sources(&s, variant++);
+		plant_set((void *)(page + 0x40), "page", "page", "", &s);
+	} else {
+		pr_info(TAG "plants_error step=page\n");
+	}
+
+	vm = vzalloc(PAGE_SIZE);
+	if (vm) {
+		kmemdbg_probe_plant_keep[k++] = vm;
+		mark(vm, PAGE_SIZE, "plants");
+		plant_sources(&s, variant++);
+		plant_set((void *)vm + 0x40, "vmalloc", "vmalloc", "", &s);
+	} else {
+		pr_info(TAG "plants_error step=vmalloc\n");
+	}
+
+	for_each_possible_cpu(cpu) {
+		snprintf(suffix, sizeof(suffix), ".cpu%d", cpu);
+		plant_sources(&s, variant++);
+		plant_set(per_cpu_ptr(&kmemdbg_probe_plants_pcpu, cpu), "percpu-static", "pcpu_static",
+			  suffix, &s);
+	}
+
+	dyn = alloc_percpu(struct kmemdbg_probe_plants);
+	if (dyn) {
+		kmemdbg_probe_plant_keep[k++] = (void __force *)dyn;
+		for_each_possible_cpu(cpu) {
+			snprintf(suffix, sizeof(suffix), ".cpu%d", cpu);
+			plant_sources(&s, variant++);
+			plant_set(per_cpu_ptr(dyn, cpu), "percpu-dynamic", "pcpu_dynamic", suffix, &s);
+		}
+	} else {
+		pr_info(TAG "plants_error step=alloc_percpu\n");
+	}
+
+	/* the thread copies s before it signals: s may go out of scope afterwards */
+	plant_sources(&s, variant++);
+	thread = kthread_run(kmemdbg_probe_stack_fn, &s, "kmemdbg_stack");
+	if (IS_ERR(thread)) {
+		pr_info(TAG "plants_error step=kthread_run\n");
+	} else {
+		kmemdbg_probe_plant_keep[k++] = thread;
+		if (!wait_for_completion_timeout(&kmemdbg_probe_stack_done, 120 * HZ))
+			pr_info(TAG "plants_error step=stack_thread_timeout\n");
+	}
+	pr_info(TAG "plants bogus=0x%x controls=0x%x sets=0x%x possible_cpus=0x%x\n",
+		kmemdbg_probe_bogus_lines, kmemdbg_probe_control_lines, variant,
+		num_possible_cpus());
+}
+
 #ifdef CONFIG_X86
 /*
  * The kernel's own page-table dump, as PTDUMP_DEBUGFS would show it.
@@ -393,6 +739,9 @@ static int __init kmemdbg_probe_init(void)
 		(ull)(unsigned long)desc->good_va, (ull)(unsigned long)desc->bogus_va,
 		(ull)vmalloc_to_pfn(vbuf));
 	report_global("desc_ptr", &kmemdbg_probe_desc_ptr, (u64)(unsigned long)desc, "");
+
+	/* Stored virt_to_phys()/virt_to_page() misuse in every kind of memory, with controls. */
+	plant_all(vbuf);
 
 #ifdef CONFIG_X86
 	debugfs_create_file("kmemdbg_ptdump", 0400, NULL, NULL, &kmemdbg_ptdump_fops);
