@@ -328,6 +328,26 @@ class Btf:
             raise BtfError(f"{t.describe()} is not an enum")
         return out
 
+    def datasec_vars(self, section: str) -> Tuple[Tuple[int, int, str, BtfType], ...]:
+        """(offset, size in bytes, variable name, its type) of each VAR in DATASEC ``section``
+        (e.g. ``.data..percpu``), sorted by offset; () when the section is absent."""
+        cached = self.__dict__.setdefault("_datasecs", {})
+        if section in cached:
+            return cached[section]
+        out = []
+        for type_id in range(1, len(self._offsets)):
+            t = self.type(type_id)
+            if t.kind != "datasec" or t.name != section:
+                continue
+            w = self._words
+            i = self._offsets[type_id] + 3
+            for k in range(t.vlen):
+                var = self.type(w[i + 3 * k])
+                out.append((w[i + 3 * k + 1], w[i + 3 * k + 2], var.name, var.ref))
+            break
+        cached[section] = tuple(sorted(out, key=lambda v: v[0]))
+        return cached[section]
+
     # --- lookups -----------------------------------------------------------------
     def find(self, name: str, kinds: Sequence[str] = ("struct", "union", "typedef", "enum",
                                                       "enum64", "int", "float")) -> Optional[BtfType]:

@@ -42,3 +42,29 @@ def test_user_address_and_pointer_fields_are_not_physical_addresses(dump):
     res = btf.sizeof(btf.struct("resource"))
     assert typer.field_of_struct("resource", res, btf.offset("resource", "start")).category == PHYS
     assert typer.field_of_struct("resource", res, btf.offset("resource", "name")).category == POINTER
+
+
+@pytest.mark.parametrize("dump", FULL, ids=[d.id for d in FULL])
+def test_a_per_cpu_word_is_typed_by_the_static_variable_that_holds_it(dump):
+    """Each static per-cpu variable's BTF VAR (DATASEC .data..percpu) types the words of every
+    CPU's unit at its offset: a pointer variable's word is a pointer, a word past the last
+    variable is untyped."""
+    if dump.missing():
+        pytest.skip(dump.missing())
+    k = kmemdbg.open(core=dump.path)
+    btf = k.objects().btf
+    typer = FieldTyper(btf)
+    vars_ = btf.datasec_vars(".data..percpu")
+    assert len(vars_) > 50
+    pointers = [v for v in vars_ if v[3].resolved().kind == "ptr" and v[1] == 8]
+    assert pointers
+    off, _size, name, _t = pointers[0]
+    f = typer.field_of_percpu(off)
+    assert (f.struct, f.category) == (name, POINTER), f
+    last = vars_[-1]
+    assert typer.field_of_percpu(last[0] + last[1] + 4096) is None
+    # the variable's offset is its symbol minus __per_cpu_start (kallsyms, independent of BTF)
+    start = k.symbols.address("__per_cpu_start")
+    sym = k.symbols.address(name)
+    if start is not None and sym is not None:
+        assert sym - start == off

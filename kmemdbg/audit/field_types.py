@@ -13,6 +13,7 @@ Offsets are bytes from the start of the object.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
@@ -52,7 +53,8 @@ class FieldType:
     pointee: Optional[str] = None
 
     def describe(self) -> str:
-        return f"struct {self.struct} member {self.path} ({self.type_name})"
+        where = f"member {self.path}" if self.path else "the variable"
+        return f"{self.struct} {where} ({self.type_name})"
 
 
 class FieldTyper:
@@ -80,6 +82,22 @@ class FieldTyper:
     def field_of_struct(self, struct: str, object_size: Optional[int], offset: int) -> Optional[FieldType]:
         """The type of the word at ``offset`` of a ``struct`` (e.g. a per-cpu variable's type)."""
         return self._field(self._named(struct, object_size), offset)
+
+    def field_of_percpu(self, offset: int) -> Optional[FieldType]:
+        """The type of the word at byte ``offset`` of a CPU's per-cpu unit, when a static
+        per-cpu variable (a BTF VAR of DATASEC ``.data..percpu``) holds it."""
+        vars_ = self.btf.datasec_vars(".data..percpu")
+        i = bisect.bisect_right([v[0] for v in vars_], offset) - 1 if vars_ else -1
+        if i < 0 or not offset < vars_[i][0] + vars_[i][1]:
+            return None
+        start, _size, name, vtype = vars_[i]
+        key = ("\0percpu " + name, offset - start)
+        if key not in self._memo:
+            try:
+                self._memo[key] = _descend(self.btf, vtype, name, offset - start, "")
+            except KmemdbgError:
+                self._memo[key] = None
+        return self._memo[key]
 
     def _named(self, name: str, object_size: Optional[int]):
         try:

@@ -245,8 +245,13 @@ class _Judge:
         offset, length = nxt & 0xFFFFFFFF, nxt >> 32
         return offset < self.page and 0 < length <= 1 << 30
 
-    def field_type(self, span: Span, word_pa: int) -> Optional[FieldType]:
-        if self.typer is None or span.kind != "slab" or span.head_pa is None:
+    def field_type(self, span: Span, word_pa: int, word_va: Optional[int]) -> Optional[FieldType]:
+        if self.typer is None:
+            return None
+        if span.kind == "percpu" and span.label.startswith("per-cpu area of cpu") and word_va is not None \
+                and span.base_va is not None:
+            return self.typer.field_of_percpu(word_va - span.base_va)
+        if span.kind != "slab" or span.head_pa is None:
             return None
         cache, size = self.slabs.cache_of(span.head_pa)
         if not size:
@@ -271,7 +276,7 @@ class _Judge:
         strong: List[str] = []
         support: List[str] = []
         against: List[str] = []
-        ftype = self.field_type(span, word_pa)
+        ftype = self.field_type(span, word_pa, word_va)
         if ftype is not None:
             if form == PA_FORM and ftype.category == PHYS:
                 strong.append(f"it is {ftype.describe()}: a physical-address field")
