@@ -11,6 +11,9 @@ manifest.json and truth.json.
 
 Results live in ${KMEMDBG_CACHE:-$HOME/.cache/kmemdbg}/vmcores/<recipe>/ and
 are reused while the recipe (and this factory's guest scenario) is unchanged.
+``--boot N`` makes another boot of the same recipe (fresh KASLR) in
+vmcores/<recipe>/boots/<N>/ (see boot_dir()), reusing the .debs, the
+unpacked trees and the recipe's built probe module.
 Standard library only; Python 3.9+.
 """
 
@@ -39,7 +42,8 @@ RECIPES_PATH = os.path.join(HERE, "recipes.json")
 
 # Bump when the build procedure changes what ends up in a recipe's folder,
 # so that cached results from an older factory are rebuilt.
-FACTORY_VERSION = 3   # 2: the kmemdbg_probe module in every guest, probe sections in truth.json; 3: kernel_ptdump
+FACTORY_VERSION = 4   # 2: the kmemdbg_probe module in every guest, probe sections in truth.json; 3: kernel_ptdump;
+# 4: the probe's plant.* lines, truth.json "plants" and "boot", boots (--boot)
 
 BOOT_TIMEOUT_S = 900      # TCG on 2 shared cores; arm64 -cpu max boots in ~10-30 s
 DUMP_TIMEOUT_S = 600
@@ -95,8 +99,54 @@ def load_recipes(path: str = RECIPES_PATH) -> Dict[str, Any]:
         return json.load(f)
 
 
-def recipe_dir(name: str) -> str:
+def recipe_dir(name: str, boot: Optional[int] = None) -> str:
+    """The cache folder of recipe ``name`` (``boot``: that extra boot's, see boot_dir())."""
+    if boot is not None:
+        return boot_dir(name, boot)
     return os.path.join(cache_root(), "vmcores", name)
+
+
+BOOTS_DIR = "boots"
+
+
+def boot_dir(name: str, boot: Optional[int]) -> str:
+    """The cache folder of boot ``boot`` of recipe ``name``: vmcores/<name>/boots/<boot>/
+    (``boot`` None: the recipe's own folder, the one every test uses). Each
+    boot is the same recipe booted again, with fresh KASLR; it holds the
+    same files as the recipe folder (manifest.json, truth.json, vmcore.elf,
+    ...). Whether it is built and current: ``built(name, boot=boot)``."""
+    if boot is None:
+        return recipe_dir(name)
+    if not isinstance(boot, int) or isinstance(boot, bool) or boot < 0:
+        raise ValueError("boot index must be an int >= 0, not %r" % (boot,))
+    return os.path.join(recipe_dir(name), BOOTS_DIR, str(boot))
+
+
+def built_boots(name: str, doc: Optional[Dict[str, Any]] = None) -> Dict[int, str]:
+    """Boot index -> folder of every current extra boot of recipe ``name``."""
+    root = os.path.join(recipe_dir(name), BOOTS_DIR)
+    out = {}  # type: Dict[int, str]
+    try:
+        entries = os.listdir(root)
+    except OSError:
+        return out
+    for fn in entries:
+        if fn.isdigit():
+            d = built(name, doc, boot=int(fn))
+            if d:
+                out[int(fn)] = d
+    return dict(sorted(out.items()))
+
+
+def parse_boots(text: str) -> List[int]:
+    """``3``, ``1-8`` or ``1,4,7-9`` -> sorted boot indices."""
+    out = set()
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m or (m.group(2) and int(m.group(2)) < int(m.group(1))):
+            raise ValueError("bad boot index list %r (want N, A-B or a comma list)" % text)
+        out.update(range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1))
+    return sorted(out)
 
 
 def guest_modules(recipe: Dict[str, Any]) -> List[str]:
@@ -127,10 +177,11 @@ def recipe_hash(name: str, doc: Optional[Dict[str, Any]] = None) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 
-def built(name: str, doc: Optional[Dict[str, Any]] = None) -> Optional[str]:
+def built(name: str, doc: Optional[Dict[str, Any]] = None, boot: Optional[int] = None) -> Optional[str]:
     """The recipe's cache folder if it holds a complete, current build
-    (``doc``: the recipes document, default vmcores/recipes.json)."""
-    d = recipe_dir(name)
+    (``doc``: the recipes document, default vmcores/recipes.json; ``boot``:
+    that extra boot's folder instead, see boot_dir())."""
+    d = recipe_dir(name, boot)
     try:
         with open(os.path.join(d, "manifest.json")) as f:
             manifest = json.load(f)
@@ -292,6 +343,32 @@ def headers_tree(pkgs: List[Dict[str, str]], release: str, timings: Dict[str, fl
     return kdir
 
 
+def reuse_probe(name: str, doc: Dict[str, Any], work: str, timings: Dict[str, float]) -> Optional[bytes]:
+    """The probe module of the recipe's own current build (same sources and
+    headers: its recipe_hash covers them), copied into ``work``; None if the
+    recipe itself is not built or is stale."""
+    d = built(name, doc)
+    if d is None:
+        return None
+    t0 = time.monotonic()
+    path = os.path.join(d, PROBE_MODULE + ".ko")
+    with open(os.path.join(d, "manifest.json")) as f:
+        want = json.load(f).get("files", {}).get(PROBE_MODULE + ".ko", {}).get("sha256")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if hashlib.sha256(data).hexdigest() != want:
+        return None
+    with open(os.path.join(work, PROBE_MODULE + ".ko"), "wb") as f:
+        f.write(data)
+    with open(os.path.join(work, "probe-build.log"), "w") as f:
+        f.write("reused %s.ko of the recipe's own build (sha256 %s)\n" % (PROBE_MODULE, want))
+    timings["probe"] = time.monotonic() - t0
+    return data
+
+
 def build_probe(recipe: Dict[str, Any], doc: Dict[str, Any], work: str, timings: Dict[str, float]) -> bytes:
     """Build vmcores/probe against the recipe's headers; the .ko (debug info
     stripped) is also kept as ``kmemdbg_probe.ko`` in the recipe folder."""
@@ -334,13 +411,33 @@ def build_probe(recipe: Dict[str, Any], doc: Dict[str, Any], work: str, timings:
 
 
 def check_probe(facts: Dict[str, Any], serial: str) -> None:
-    """The probe ran to its end and stayed loaded."""
+    """The probe ran to its end, stayed loaded and planted every kind of
+    stored misuse with its controls."""
     names = [e["name"] for e in facts["probe"]]
     if "end" not in names:
         raise BuildError("probe", "the probe printed %d lines and no 'end' line (insmod failed?)" % len(names),
                          serial)
     if not any(m["name"] == PROBE_MODULE for m in facts["modules"]):
         raise BuildError("probe", "%s is not in /proc/modules" % PROBE_MODULE, serial)
+    # (".run" and "vmap.page" lines repeat by design; the plants' names are ids)
+    ids = [n for n in names if n.startswith("plant.")]
+    if len(set(ids)) != len(ids):
+        dup = sorted({n for n in ids if ids.count(n) > 1})
+        raise BuildError("probe", "the probe printed these plant ids more than once: %s" % ", ".join(dup[:5]),
+                         serial)
+    plants = facts["plants"]
+    if plants["errors"]:
+        raise BuildError("probe", "the probe could not plant everything: %s" % plants["errors"][0], serial)
+    summary = plants["summary"] or {}
+    counted = int(summary.get("bogus", "0x0"), 16) + int(summary.get("controls", "0x0"), 16)
+    if not plants["plants"] or counted != len(plants["plants"]):
+        raise BuildError("probe", "the probe printed %d plant lines, its count line says %d"
+                         % (len(plants["plants"]), counted), serial)
+    missing = ["%s %s" % (kind, "control" if control else "bogus")
+               for kind in truth.PLANT_KINDS for control in (False, True)
+               if not any(p["kind"] == kind and p["control"] == control for p in plants["plants"])]
+    if missing:
+        raise BuildError("probe", "no plant of kind %s" % ", ".join(missing), serial)
 
 
 # --- QEMU -------------------------------------------------------------------------
@@ -459,11 +556,14 @@ def _read_text(path: str) -> str:
 
 # --- one recipe ----------------------------------------------------------------------
 
-def build_recipe(name: str, doc: Dict[str, Any], force: bool = False) -> Dict[str, Any]:
+def build_recipe(name: str, doc: Dict[str, Any], force: bool = False, boot: Optional[int] = None) -> Dict[str, Any]:
+    """Build recipe ``name`` into its cache folder (``boot``: another boot of
+    it into boot_dir(name, boot)); returns the manifest."""
     recipe = doc["recipes"][name]
-    final = recipe_dir(name)
-    if not force and built(name, doc):
-        print("%s: up to date in %s (nothing to do)" % (name, final), flush=True)
+    final = recipe_dir(name, boot)
+    label = name if boot is None else "%s boot %d" % (name, boot)
+    if not force and built(name, doc, boot):
+        print("%s: up to date in %s (nothing to do)" % (label, final), flush=True)
         with open(os.path.join(final, "manifest.json")) as f:
             return dict(json.load(f), cached=True)
     t_start = time.monotonic()
@@ -495,7 +595,8 @@ def build_recipe(name: str, doc: Dict[str, Any], force: bool = False) -> Dict[st
     except (OSError, RuntimeError, ValueError) as exc:
         raise BuildError("initramfs", str(exc))
     if recipe.get("probe"):
-        mods.append((PROBE_MODULE, build_probe(recipe, doc, work, timings)))
+        ko = reuse_probe(name, doc, work, timings) if boot is not None else None
+        mods.append((PROBE_MODULE, ko if ko is not None else build_probe(recipe, doc, work, timings)))
         t0 = time.monotonic()
     initrd = os.path.join(work, "initrd.gz")
     with open(initrd, "wb") as f:
@@ -521,6 +622,7 @@ def build_recipe(name: str, doc: Dict[str, Any], force: bool = False) -> Dict[st
     if vmci is None:
         raise BuildError("truth", "the ELF dump has no VMCOREINFO note (qemu_fw_cfg not loaded?)", serial)
     facts = truth.build_truth(name, sec, vmci, core["loads"])
+    facts["boot"] = boot
     if recipe.get("probe"):
         check_probe(facts, serial)
         with open(os.path.join(work, PROBE_MODULE + ".ko"), "rb") as f:
@@ -560,6 +662,7 @@ def build_recipe(name: str, doc: Dict[str, Any], force: bool = False) -> Dict[st
     timings["total"] = time.monotonic() - t_start
     manifest = {
         "recipe": name,
+        "boot": boot,
         "recipe_hash": recipe_hash(name, doc),
         "factory_version": FACTORY_VERSION,
         "recipe_content": recipe,
@@ -579,6 +682,10 @@ def build_recipe(name: str, doc: Dict[str, Any], force: bool = False) -> Dict[st
     }
     with open(os.path.join(work, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
+    if boot is None and os.path.isdir(os.path.join(final, BOOTS_DIR)):
+        # the extra boots live inside the recipe folder: keep them (each has
+        # its own manifest and recipe_hash, so built() still judges them)
+        os.rename(os.path.join(final, BOOTS_DIR), os.path.join(work, BOOTS_DIR))
     shutil.rmtree(final, ignore_errors=True)
     os.rename(work, final)
     return manifest
@@ -596,6 +703,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--all", action="store_true", help="build every recipe, in file order")
     ap.add_argument("--list", action="store_true", help="list recipes and whether each is built")
     ap.add_argument("--force", action="store_true", help="rebuild even if the cache is current")
+    ap.add_argument("--boot", metavar="N", type=parse_boots,
+                    help="build extra boot(s) N (or A-B, or a comma list) of each recipe, each with fresh "
+                         "KASLR, into <recipe>/boots/N/ in the cache (default: the recipe's own folder)")
     ap.add_argument("--no-install", action="store_true", help="do not apt-get install missing host tools")
     ap.add_argument("--recipes-file", default=RECIPES_PATH, metavar="JSON",
                     help="another recipes file (for trying a recipe out; default: vmcores/recipes.json)")
@@ -604,8 +714,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     names = list(doc["recipes"])
     if args.list:
         for n in names:
-            d = built(n, doc)
-            print("%-20s %s" % (n, d if d else "not built"))
+            if args.boot is None:
+                d = built(n, doc)
+                print("%-20s %s" % (n, d if d else "not built"))
+                for b, bd in built_boots(n, doc).items():
+                    print("%-20s %s" % ("  boot %d" % b, bd))
+            else:
+                for b in args.boot:
+                    d = built(n, doc, b)
+                    print("%-20s %s" % ("%s boot %d" % (n, b), d if d else "not built"))
         return 0
     todo = names if args.all else args.recipes
     unknown = [n for n in todo if n not in doc["recipes"]]
@@ -613,7 +730,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         ap.error("unknown recipe(s) %s; choose from: %s" % (", ".join(unknown), ", ".join(names))
                  if unknown else "name a recipe or pass --all")
     failed = 0
-    if not args.no_install and not all(built(n, doc) for n in todo):
+    boots = args.boot if args.boot is not None else [None]   # type: List[Optional[int]]
+    jobs = [(n, b) for n in todo for b in boots]
+    if not args.no_install and not all(built(n, doc, b) for n, b in jobs):
         try:
             ensure_host_tools(sorted({doc["recipes"][n]["arch"] for n in todo}),
                               sorted({doc["recipes"][n]["arch"] for n in todo if doc["recipes"][n].get("probe")}))
@@ -628,19 +747,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     except OSError:
         print("build.py: another build.py is running on this cache; waiting for it", flush=True)
         fcntl.flock(lock, fcntl.LOCK_EX)
-    for n in todo:
+    for n, b in jobs:
+        label = n if b is None else "%s boot %d" % (n, b)
         try:
-            m = build_recipe(n, doc, force=args.force)
+            m = build_recipe(n, doc, force=args.force, boot=b)
         except BuildError as exc:
             failed += 1
-            log = exc.log or os.path.join(recipe_dir(n) + ".work", "serial.log")
+            log = exc.log or os.path.join(recipe_dir(n, b) + ".work", "serial.log")
             print("build.py: recipe %s: failed at stage %s: %s (serial log: %s)"
-                  % (n, exc.stage, exc.message.replace("\n", " "), log), file=sys.stderr, flush=True)
+                  % (label, exc.stage, exc.message.replace("\n", " "), log), file=sys.stderr, flush=True)
             continue
         if m.get("cached"):
             continue
         t = m["timings_s"]
-        print("%s: built in %s (%s)" % (n, recipe_dir(n), ", ".join("%s %.1fs" % kv for kv in t.items())),
+        print("%s: built in %s (%s)" % (label, recipe_dir(n, b), ", ".join("%s %.1fs" % kv for kv in t.items())),
               flush=True)
     return 1 if failed else 0
 

@@ -146,6 +146,45 @@ def parse_probe(lines: List[str]) -> List[Dict[str, Any]]:
     return out
 
 
+PLANT_KINDS = ("module-data", "module-bss", "module-ro_after_init", "slab", "page", "vmalloc",
+               "percpu-static", "percpu-dynamic", "stack")
+PLANT_FORMS = ("virt_to_phys", "virt_to_page", "sg_page_link")
+PLANT_FIELDS = ("kind", "form", "control", "word_va", "value", "source_va", "source_pfn",
+                "source_region", "source_page", "how")
+
+
+def parse_plants(probe: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """The probe's planted stored-misuse values and their controls
+    (``plant.*`` lines, see vmcores/probe/kmemdbg_probe.c), one dict each:
+    ``id`` (the line's name), the printed fields (``control`` as a bool),
+    ``src_word_va`` (word_va - 8: where the structure keeps the source
+    pointer) and ``cpu`` (per-cpu kinds, else None); ``stack_thread``: the
+    kthread whose stack holds the stack kind; ``summary``: the probe's own
+    count line; ``errors``: what the probe could not plant."""
+    plants = []
+    for e in probe:
+        if not e["name"].startswith("plant."):
+            continue
+        p = {"id": e["name"]}  # type: Dict[str, Any]
+        for key in PLANT_FIELDS:
+            p[key] = e.get(key)
+        p["control"] = e.get("control") == "0x1"
+        if e.get("word_va"):
+            p["src_word_va"] = hx(int(e["word_va"], 16) - 8)
+        m = re.search(r"\.cpu(\d+)$", e["name"])
+        p["cpu"] = int(m.group(1)) if m else None
+        plants.append(p)
+    by_name = {e["name"]: e for e in probe}
+    thread = by_name.get("stack_thread")
+    return {
+        "plants": plants,
+        "stack_thread": {k: v for k, v in thread.items() if k not in ("name", "line")} if thread else None,
+        "summary": {k: v for k, v in by_name["plants"].items() if k not in ("name", "line")}
+        if "plants" in by_name else None,
+        "errors": [e["line"] for e in probe if e["name"] == "plants_error"],
+    }
+
+
 # --- dmesg ------------------------------------------------------------------------
 
 # Boot-log lines that describe the memory layout or paging mode. A line is kept
@@ -256,6 +295,7 @@ def build_truth(recipe_name: str, sec: Dict[str, List[str]], vmcoreinfo_text: Op
         lines = sec.get(name)
         return lines[0].strip() if lines else None
 
+    probe = parse_probe(sec.get("probe", []))
     return {
         "recipe": recipe_name,
         "source": "the guest kernel's own /proc and dmesg reports, printed by /init on the "
@@ -270,7 +310,9 @@ def build_truth(recipe_name: str, sec: Dict[str, List[str]], vmcoreinfo_text: Op
         "iomem": parse_iomem(sec.get("iomem", [])),
         "meminfo": parse_meminfo(sec.get("meminfo", [])),
         "kallsyms": parse_kallsyms(sec.get("kallsyms", [])),
-        "probe": parse_probe(sec.get("probe", [])),
+        "probe": probe,
+        # the plant.* lines of the probe, structured (see parse_plants)
+        "plants": parse_plants(probe),
         "probe_kallsyms": parse_kallsyms(sec.get("probe_kallsyms", [])),
         "dmesg_memory_layout": parse_dmesg_layout(sec.get("dmesg", [])),
         # the kernel's own page-table dump (x86: kmemdbg_probe's debugfs file
