@@ -105,6 +105,11 @@ class LeafSweep:
         self._n = n
 
     # -- results ---------------------------------------------------------------
+    @property
+    def tables(self) -> Dict[int, int]:
+        """Physical address -> level index of every table page the sweep has visited."""
+        return self._level_of
+
     def table_raws(self, tkey: int) -> Tuple[int, ...]:
         """Attribute bits of the table entries above a run, root first."""
         return self._tkey_list[tkey]

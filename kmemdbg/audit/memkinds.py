@@ -91,26 +91,42 @@ class _Planner:
 
     # -- virtually described ranges (image, module, per-cpu) --------------------------
     def virtual(self, kind: str, start: int, end: int, label: str) -> None:
-        """Add virtual ``[start, end)`` through the kernel tables, frame by frame."""
-        page = self.page
-        unmapped = 0
+        """Add virtual ``[start, end)`` through the kernel tables, leaving out frames already claimed."""
+        covered = 0
         for p in self.ctx.pieces_in(start, end):
             lo, hi = max(start, p.start), min(end, p.end)
-            va = lo
-            while va < hi:
-                nxt = min(hi, va - va % page + page)
-                pa = p.pa_at(va)
-                frame = pa - pa % page
-                if frame not in self.seen:
-                    self._add(Span(kind, pa, va, nxt - va, label, base_va=start))
-                va = nxt
-        covered = sum(min(end, p.end) - max(start, p.start) for p in self.ctx.pieces_in(start, end))
-        unmapped = (end - start) - covered
-        if unmapped > 0:
-            self.miss(kind, f"{unmapped} bytes of {label} are not mapped in the kernel tables")
+            covered += hi - lo
+            if p.period:
+                va = lo
+                while va < hi:        # a repeating piece: frame by frame
+                    nxt = min(hi, va - va % self.page + self.page)
+                    self.run(kind, p.pa_at(va), va, nxt - va, label, start)
+                    va = nxt
+            else:
+                self.run(kind, p.pa_at(lo), lo, hi - lo, label, start)
+        if end - start > covered:
+            self.miss(kind, f"{end - start - covered} bytes of {label} are not mapped in the kernel tables")
+
+    def run(self, kind: str, pa: int, va: Optional[int], size: int, label: str, base_va: Optional[int],
+            head_pa: Optional[int] = None) -> None:
+        """Add physically contiguous ``[pa, pa + size)``, split around frames already claimed."""
+        page, seen = self.page, self.seen
+        first, last = pa - pa % page, pa + size - 1 - (pa + size - 1) % page
+        cut = pa
+        for frame in range(first, last + page, page):
+            if frame in seen:
+                if frame > cut:
+                    self._span(kind, cut, va, frame - cut, label, base_va, head_pa, pa)
+                cut = min(pa + size, frame + page)
+        if cut < pa + size:
+            self._span(kind, cut, va, pa + size - cut, label, base_va, head_pa, pa)
+        seen.update(range(first, last + page, page))
+
+    def _span(self, kind, start_pa, va0, size, label, base_va, head_pa, pa0) -> None:
+        va = None if va0 is None else va0 + (start_pa - pa0)
+        self._add(Span(kind, start_pa, va, size, label, head_pa, base_va))
 
     def _add(self, span: Span) -> None:
-        self.seen.add(span.pa - span.pa % self.page)
         if self.spans and _joins(self.spans[-1], span):
             last = self.spans[-1]
             self.spans[-1] = Span(last.kind, last.pa, last.va, last.size + span.size, last.label,
@@ -199,7 +215,7 @@ class _Planner:
                     kind, label, base = "percpu", f"per-cpu chunk ({area.name})", area.start
                 else:
                     kind, label, base = "vmalloc", area.name, area.start
-                self._add(Span(kind, frame, va - va % page, page, label, base_va=base))
+                self.run(kind, frame, va - va % page, page, label, base)
                 va = nxt
 
     # -- the struct page sweep: slab and page-allocator pages ---------------------------
@@ -213,6 +229,7 @@ class _Planner:
                     continue
                 kind = "slab" if kinds[i] == SLAB else "page"
                 head = int(heads[i]) * page
+                self.seen.add(frame)
                 self._add(Span(kind, frame, self.ctx.linear_va(frame), page, kind,
                                head if kind == "slab" else None))
 
@@ -282,14 +299,12 @@ def page_kinds(ctx, ram, missing: Dict[str, List[str]]) -> Iterator[Tuple[int, n
         pfn, end_pfn = -(-lo // page), hi // page
         while pfn < end_pfn:
             n = min(PAGES_PER_CHUNK, end_pfn - pfn)
-            raw, bad = _read_struct_pages(k, vmemmap + pfn * size, n, size, page)
-            unread += bad
-            present = np.ones(n, dtype=bool) if not bad else \
-                np.frombuffer(bytes(_present_mask(raw, n, size)), dtype=np.bool_)
+            raw, present = _read_struct_pages(ctx, vmemmap + pfn * size, n, size)
+            unread += n - int(present.sum())
             arr = np.frombuffer(raw, dtype=np.uint8).reshape(n, size)
             flags = _u64(arr, off["flags"])
             heads_raw = _u64(arr, off["compound_head"])
-            tail = (heads_raw & np.uint64(1)) == 1
+            tail = ((heads_raw & np.uint64(1)) == 1) & present
             head_pfn = np.arange(pfn, pfn + n, dtype=np.uint64)
             if tail.any():
                 hv = heads_raw[tail] - np.uint64(1)
@@ -337,27 +352,28 @@ def page_kinds(ctx, ram, missing: Dict[str, List[str]]) -> Iterator[Tuple[int, n
             missing[kind].append(f"the struct pages of {unread} frames are not in the dump")
 
 
-def _read_struct_pages(k, va: int, n: int, size: int, page: int) -> Tuple[bytes, int]:
-    """``n`` struct pages at virtual ``va``; unreadable ones come back as 0xff bytes (skipped)."""
-    try:
-        return k.read(va, n * size), 0
-    except KmemdbgError:
-        pass
-    out = bytearray()
-    bad = 0
-    for i in range(n):
-        try:
-            out += k.read(va + i * size, size)
-        except KmemdbgError:
-            out += b"\xff" * size
-            bad += 1
-    return bytes(out), bad
+def _read_struct_pages(ctx, va: int, n: int, size: int) -> Tuple[bytes, np.ndarray]:
+    """``n`` struct pages at virtual ``va`` and which of them could be read.
 
-
-def _present_mask(raw: bytes, n: int, size: int) -> bytearray:
-    """1 for each struct page that was read (not the all-0xff filler)."""
-    filler = b"\xff" * size
-    return bytearray(0 if raw[i * size:(i + 1) * size] == filler else 1 for i in range(n))
+    The parts of vmemmap the kernel tables map are read physically; the rest
+    (holes, parts a dump left out) come back as 0xff bytes, marked not present."""
+    end = va + n * size
+    out = bytearray(b"\xff" * (n * size))
+    present = np.zeros(n, dtype=bool)
+    mem = ctx.kernel.memory
+    for p in ctx.pieces_in(va, end):
+        lo, hi = max(va, p.start), min(end, p.end)
+        while lo < hi:
+            step = hi - lo if not p.period else min(hi, lo - lo % p.period + p.period) - lo
+            try:
+                out[lo - va:lo - va + step] = mem.read(p.pa_at(lo), step)
+            except KmemdbgError:
+                lo += step
+                continue
+            first, last = -(-(lo - va) // size), (lo - va + step) // size
+            present[first:last] = True
+            lo += step
+    return bytes(out), present
 
 
 def _u64(arr: np.ndarray, off: int) -> np.ndarray:
@@ -397,7 +413,8 @@ def plan(ctx) -> Plan:
     """The spans of every kind (see the module doc), each frame once, in kind order."""
     p = _Planner(ctx)
     # page-table pages hold entries, not stored values (level2_ident_pgt sits in .data)
-    p.seen.update(ctx.kernel.table_pages())
+    ctx.pieces                      # the sweep, which records its table pages
+    p.seen.update(ctx.sweep.tables)
     ram = ctx.ram()
     starts = [s for s, _ in ram]
 
