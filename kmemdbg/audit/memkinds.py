@@ -93,6 +93,7 @@ class _Planner:
     def virtual(self, kind: str, start: int, end: int, label: str) -> None:
         """Add virtual ``[start, end)`` through the kernel tables, leaving out frames already claimed."""
         covered = 0
+        runs: List[List[int]] = []            # [va, pa, size] of physically contiguous stretches
         for p in self.ctx.pieces_in(start, end):
             lo, hi = max(start, p.start), min(end, p.end)
             covered += hi - lo
@@ -100,10 +101,14 @@ class _Planner:
                 va = lo
                 while va < hi:        # a repeating piece: frame by frame
                     nxt = min(hi, va - va % self.page + self.page)
-                    self.run(kind, p.pa_at(va), va, nxt - va, label, start)
+                    runs.append([va, p.pa_at(va), nxt - va])
                     va = nxt
+            elif runs and runs[-1][0] + runs[-1][2] == lo and runs[-1][1] + runs[-1][2] == p.pa_at(lo):
+                runs[-1][2] += hi - lo    # pieces cut at a region bound inside a page (per-cpu)
             else:
-                self.run(kind, p.pa_at(lo), lo, hi - lo, label, start)
+                runs.append([lo, p.pa_at(lo), hi - lo])
+        for va, pa, size in runs:
+            self.run(kind, pa, va, size, label, start)
         if end - start > covered:
             self.miss(kind, f"{end - start - covered} bytes of {label} are not mapped in the kernel tables")
 
@@ -185,6 +190,9 @@ class _Planner:
             self.miss("vmalloc", f"vmap areas unknown ({_line(err)}): pages are scanned without owners")
         starts = [a.start for a in areas]
         stacks = task_stacks(ctx)
+        if not stacks:
+            why = next((n for n in ctx.notes if n.startswith("task stacks unknown")), "no task has a stack")
+            self.miss("stack", f"{why}: vmapped task stacks are scanned, but as vmalloc areas")
         modules = sorted(ctx.module_sections())
         mstarts = [m[0] for m in modules]
 
@@ -211,7 +219,7 @@ class _Planner:
                     task = stacks.get(area.start)
                     kind, base = "stack", area.start
                     label = f"stack of {task}" if task else f"stack ({area.name})"
-                elif "pcpu" in area.name:
+                elif "pcpu_get_vm_areas" in area.name or "pcpu_create_chunk" in area.name:
                     kind, label, base = "percpu", f"per-cpu chunk ({area.name})", area.start
                 else:
                     kind, label, base = "vmalloc", area.name, area.start
@@ -245,7 +253,7 @@ def task_stacks(ctx) -> Dict[int, str]:
             for pid, task, _mm, comm in ctx.kernel.tasks():
                 memo[int.from_bytes(ctx.kernel.read(task + off, 8), "little")] = f"pid {pid} ({comm})"
         except (KmemdbgError, AttributeError) as err:
-            ctx.notes.append(f"task stacks unknown: {_line(err)}")
+            ctx.notes.append(f"task stacks unknown ({_line(err)})")
         ctx.__dict__["_task_stacks"] = memo
     return memo
 

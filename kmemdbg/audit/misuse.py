@@ -310,9 +310,15 @@ class _Judge:
             if src.alloc_va is not None and source_va == src.alloc_va:
                 support.append(f"it is the struct page pointer of the first page of {src.owner}")
         impossible = why is not None
+        if not strong and self.ctx.pa_of(value & ~3 & MASK64) is not None:
+            # a page-aligned kernel address that is mapped: far likelier a pointer (an
+            # address marker, a vmap area start) than arithmetic that happened to land there
+            against.append("it is also a mapped kernel virtual address")
         if strong and not against:
             sev = "high"
-        elif not against and impossible and len(support) >= 2:
+        elif not against and impossible and len(support) >= 2 and form != PAGE_FORM:
+            # a bare struct page pointer has no shape of its own: on arm64 virt_to_page() of a
+            # vmalloc address lands among ordinary kernel addresses (region bounds, markers)
             sev = "medium"
         else:
             sev = "info"
