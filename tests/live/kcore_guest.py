@@ -50,7 +50,21 @@ def main(repo: str) -> dict:
         out["layout"] = {"disagreements": [d.message() for d in k.layout.disagreements],
                          "page_offset_base": k.layout.value("page_offset_base"),
                          "page_offset_base_source": k.layout.value_source("page_offset_base"),
-                         "kcore_linear_offset": offset, "kcore_source": source}
+                         "kcore_linear_offset": offset, "kcore_source": source,
+                         "x86_phys_bits": k.layout.value("x86_phys_bits"),
+                         "x86_phys_bits_source": k.layout.value_source("x86_phys_bits")}
+        from kmemdbg.virt_to_phys import kernel_pa
+        pob = k.layout.value("page_offset_base")
+        bits = k.layout.value("x86_phys_bits") or 0
+        out["debug_virtual"] = {"inside": kernel_pa(k.layout, pob + (1 << bits) - 4096).debug_virtual,
+                                "beyond": kernel_pa(k.layout, pob + (1 << bits)).debug_virtual}
+    # the guest kernel's own word on MAXPHYADDR: /proc/cpuinfo prints boot_cpu_data's
+    # "address sizes : N bits physical, M bits virtual" (arch/x86/kernel/cpu/proc.c)
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("address sizes"):
+                out["cpuinfo_phys_bits"] = int(line.split(":", 1)[1].split()[0])
+                break
 
     with open("/proc/vmallocinfo") as f:
         areas = parse_vmallocinfo(f.read().splitlines())

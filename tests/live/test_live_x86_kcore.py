@@ -75,6 +75,13 @@ def test_kmemdbg_on_guest_kcore_agrees_with_drgn_and_the_kernel() -> None:
     lay = doc["layout"]
     assert lay["kcore_linear_offset"] == lay["page_offset_base"], lay
     assert not lay["disagreements"], lay
+    # CONFIG_DEBUG_VIRTUAL's phys_addr_valid() bound: boot_cpu_data.x86_phys_bits through BTF,
+    # equal to what the guest kernel prints in /proc/cpuinfo; __pa() of a direct-map address
+    # at that bound is what the kernel would BUG on
+    assert lay["x86_phys_bits"] == doc["cpuinfo_phys_bits"], (lay, doc.get("cpuinfo_phys_bits"))
+    assert "boot_cpu_data" in lay["x86_phys_bits_source"]
+    assert doc["debug_virtual"]["inside"].startswith("accepted"), doc["debug_virtual"]
+    assert doc["debug_virtual"]["beyond"].startswith("would BUG"), doc["debug_virtual"]
     assert "IS_LIVE" in doc["flags"]
 
     results = doc["results"]
