@@ -227,6 +227,10 @@ class _Planner:
                 va = nxt
 
     # -- the struct page sweep: slab and page-allocator pages ---------------------------
+        if stacks and areas and not set(stacks) & {a.start for a in areas}:
+            self.miss("stack", f"no task's stack pointer (of {len(stacks)}) starts a vmap area: "
+                      "vmapped task stacks are scanned, but as vmalloc areas")
+
     def struct_pages(self, ram) -> None:
         for start_pfn, kinds, heads in page_kinds(self.ctx, ram, self.missing):
             page = self.page
