@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import bisect
-from typing import Dict, Iterator, List, Optional, Set, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -77,12 +77,57 @@ class Plan:
         return sum(s.size for s in self.spans if s.kind == kind)
 
 
+class Claimed:
+    """Physical frames already claimed by a kind, as sorted disjoint ``[start, end)`` byte
+    intervals (a set of 16M frame numbers would cost a gigabyte for 64 GiB)."""
+
+    def __init__(self, page: int) -> None:
+        self.page = page
+        self.starts: List[int] = []
+        self.ends: List[int] = []
+
+    def add(self, lo: int, hi: int) -> None:
+        """Claim the frames of physical ``[lo, hi)`` (widened to frame bounds)."""
+        lo, hi = lo - lo % self.page, -(-hi // self.page) * self.page
+        i = bisect.bisect_left(self.ends, lo)          # first interval that ends at or after lo
+        j = bisect.bisect_right(self.starts, hi)        # intervals starting at or before hi
+        if i < j:
+            lo, hi = min(lo, self.starts[i]), max(hi, self.ends[j - 1])
+        self.starts[i:j] = [lo]
+        self.ends[i:j] = [hi]
+
+    def add_frames(self, frames) -> None:
+        run_lo = run_hi = None
+        for f in sorted(frames):
+            if run_hi is not None and f <= run_hi:
+                run_hi = max(run_hi, f + self.page)
+                continue
+            if run_lo is not None:
+                self.add(run_lo, run_hi)
+            run_lo, run_hi = f, f + self.page
+        if run_lo is not None:
+            self.add(run_lo, run_hi)
+
+    def __contains__(self, pa: int) -> bool:
+        i = bisect.bisect_right(self.starts, pa) - 1
+        return i >= 0 and pa < self.ends[i]
+
+    def overlaps(self, lo: int, hi: int) -> List[Tuple[int, int]]:
+        """Claimed intervals meeting ``[lo, hi)``, clipped to it, in order."""
+        i = bisect.bisect_right(self.ends, lo)
+        out = []
+        while i < len(self.starts) and self.starts[i] < hi:
+            out.append((max(lo, self.starts[i]), min(hi, self.ends[i])))
+            i += 1
+        return out
+
+
 class _Planner:
     def __init__(self, ctx) -> None:
         self.ctx = ctx
         self.k = ctx.kernel
         self.page = ctx.page_size
-        self.seen: Set[int] = set()
+        self.seen = Claimed(self.page)
         self.spans: List[Span] = []
         self.missing: Dict[str, List[str]] = {k: [] for k in KINDS}
 
@@ -115,17 +160,16 @@ class _Planner:
     def run(self, kind: str, pa: int, va: Optional[int], size: int, label: str, base_va: Optional[int],
             head_pa: Optional[int] = None) -> None:
         """Add physically contiguous ``[pa, pa + size)``, split around frames already claimed."""
-        page, seen = self.page, self.seen
-        first, last = pa - pa % page, pa + size - 1 - (pa + size - 1) % page
+        page = self.page
+        first, end = pa - pa % page, -(-(pa + size) // page) * page
         cut = pa
-        for frame in range(first, last + page, page):
-            if frame in seen:
-                if frame > cut:
-                    self._span(kind, cut, va, frame - cut, label, base_va, head_pa, pa)
-                cut = min(pa + size, frame + page)
+        for lo, hi in self.seen.overlaps(first, end):
+            if lo > cut:
+                self._span(kind, cut, va, lo - cut, label, base_va, head_pa, pa)
+            cut = max(cut, min(pa + size, hi))
         if cut < pa + size:
             self._span(kind, cut, va, pa + size - cut, label, base_va, head_pa, pa)
-        seen.update(range(first, last + page, page))
+        self.seen.add(first, end)
 
     def _span(self, kind, start_pa, va0, size, label, base_va, head_pa, pa0) -> None:
         va = None if va0 is None else va0 + (start_pa - pa0)
@@ -241,7 +285,7 @@ class _Planner:
                     continue
                 kind = "slab" if kinds[i] == SLAB else "page"
                 head = int(heads[i]) * page
-                self.seen.add(frame)
+                self.seen.add(frame, frame + page)
                 self._add(Span(kind, frame, self.ctx.linear_va(frame), page, kind,
                                head if kind == "slab" else None))
 
@@ -426,7 +470,7 @@ def plan(ctx) -> Plan:
     p = _Planner(ctx)
     # page-table pages hold entries, not stored values (level2_ident_pgt sits in .data)
     ctx.pieces                      # the sweep, which records its table pages
-    p.seen.update(ctx.sweep.tables)
+    p.seen.add_frames(ctx.sweep.tables)
     ram = ctx.ram()
     starts = [s for s, _ in ram]
 
