@@ -159,10 +159,10 @@ class _AllocIndex:
 
     def of(self, va: int) -> Tuple[Optional[int], Optional[int], str]:
         i = bisect.bisect_right(self.starts, va) - 1
-        while i >= 0 and self.rows[i][0] <= va:
-            if va < self.rows[i][1]:
-                return self.rows[i]
-            i -= 1
+        # module ranges nest inside their vmap area: look a few rows back, not all of them
+        for j in range(i, max(-1, i - 8), -1):
+            if va < self.rows[j][1]:
+                return self.rows[j]
         return None, None, "a vmalloc/module page with no known owner"
 
 
@@ -337,7 +337,7 @@ class _Judge:
             what = (f"virt_to_page(0x{source_va:016x})" + (f" with scatterlist flags 0x{value & 3:x}"
                                                            if value & 3 else ""))
             true = f"pa 0x{src.true_pa:x} (its struct page is 0x{self._true_ptr(src):x})"
-        owner = self.ctx_owner(span, word_pa, word_va)
+        owner = owner_of(self.ctx, span, word_pa, word_va)
         where = f"0x{word_va:016x}" if word_va is not None else f"pa 0x{word_pa:x}"
         region = layout.region_of(source_va).kind
         reasons = strong + support
@@ -365,8 +365,6 @@ class _Judge:
         pages = self.forms.pages
         return pages.vmemmap_va + (src.true_pa >> pages.page_shift) * pages.entry_bytes
 
-    def ctx_owner(self, span: Span, word_pa: int, word_va: Optional[int]) -> str:
-        return owner_of(self.ctx, span, word_pa, word_va)
 
 
 def _page_branch(layout, va: int, forms: _Forms) -> str:
