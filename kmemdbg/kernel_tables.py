@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from .arch import arm64, x86_64
 from .arch.base import PagingFormat
 from .errors import LayoutError
-from .vmcoreinfo import VmcoreInfo, signed64
+from .vmcoreinfo import VmcoreInfo, check_values, signed64
 
 START_KERNEL_MAP = 0xFFFFFFFF80000000
 
@@ -45,8 +45,10 @@ def kernel_tables(info: VmcoreInfo, arch: str, phys_bits: int = 52) -> KernelTab
     x86-64: ``swapper_pg_dir`` (= ``init_top_pgt``) is an image symbol, so its
     physical address is ``va - __START_KERNEL_map + phys_base``; it is never
     translated through itself.  arm64: ``swapper_pg_dir - kimage_voffset``.
-    Raises LayoutError naming a missing vmcoreinfo key.
+    Raises LayoutError naming a missing vmcoreinfo key, VmcoreinfoError
+    naming a value the architecture does not allow.
     """
+    check_values(info, arch)
     root_va = info.symbol("swapper_pg_dir")
     if root_va is None:
         root_va = info.symbol("init_top_pgt")
