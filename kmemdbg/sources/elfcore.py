@@ -1,8 +1,15 @@
 """A raw ELF core (vmcore, QEMU dump, model vmcore) read without drgn.
 
-Only the ELF header, the program headers and the requested bytes are read;
-the file is opened read-only and never written.  Physical addresses come
-from each PT_LOAD's ``p_paddr``.
+Only the ELF header, the program headers and the requested bytes are read
+(``pread``, never a map of the whole file); the file is opened read-only and
+never written.  Physical addresses come from each PT_LOAD's ``p_paddr``.
+
+Every header value is checked as it is read (``Elf64_Ehdr``/``Elf64_Phdr``
+of the System V gABI): a 64-bit little-endian ``ET_CORE`` of a supported
+machine, program headers of exactly 56 bytes inside the file, PT_LOAD
+segments whose file size does not pass their memory size and whose physical
+range fits in 52 bits, notes inside the file.  A bad value raises
+SourceError naming the field and the value.
 """
 from __future__ import annotations
 
@@ -11,13 +18,19 @@ import struct
 from typing import List, Optional, Tuple
 
 from ..errors import PhysicalReadError, SourceError
-from .mapped import map_readonly
+from .dumpfile import DumpFile, open_regular
 
 PT_LOAD = 1
 PT_NOTE = 4
 EM_X86_64 = 62
 EM_AARCH64 = 183
 ARCH_BY_MACHINE = {EM_X86_64: "x86_64", EM_AARCH64: "arm64"}
+PHDR_BYTES = 56            # sizeof(Elf64_Phdr)
+PN_XNUM = 0xFFFF           # e_phnum escape: the count is in section header 0's sh_info
+MAX_PHNUM = 1 << 20        # far above any dump (one PT_LOAD per RAM range)
+MAX_PHYS_BITS = 52         # x86-64 MAXPHYADDR and arm64 LPA2 both stop at 52 bits
+MAX_READ_BYTES = 1 << 28   # one read of more than this is a caller's bug or a corrupt length
+MAX_NOTE_BYTES = 64 << 20  # all notes of a dump (per-CPU registers, VMCOREINFO) fit easily
 
 
 def program_headers(path: str) -> List[Tuple[int, int, int, int]]:
@@ -28,17 +41,18 @@ def program_headers(path: str) -> List[Tuple[int, int, int, int]]:
     """
     import os
 
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as err:
-        raise SourceError(f"{path}: cannot open: {err.strerror}") from None
+    fd = open_regular(path)
     try:
         head = os.pread(fd, 64, 0)
         if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2:
             raise SourceError(f"{path}: not a 64-bit ELF file")
         phoff, = struct.unpack_from("<Q", head, 32)
         phentsize, phnum = struct.unpack_from("<HH", head, 54)
+        if phentsize != PHDR_BYTES or phnum >= PN_XNUM:
+            raise SourceError(f"{path}: e_phentsize {phentsize} / e_phnum {phnum} not supported")
         table = os.pread(fd, phentsize * phnum, phoff)
+        if len(table) < phentsize * phnum:
+            raise SourceError(f"{path}: truncated program headers")
     finally:
         os.close(fd)
     out = []
@@ -67,28 +81,78 @@ class ElfCoreMemory:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._map, size = map_readonly(path, 64, "an ELF core")
-        ident = self._map[:16]
-        if ident[:4] != b"\x7fELF" or ident[4] != 2 or ident[5] != 1:
-            raise SourceError(f"{path}: not a 64-bit little-endian ELF file")
-        (e_type, e_machine, _v, _entry, e_phoff, _shoff, _flags, _ehsize, e_phentsize,
-         e_phnum) = struct.unpack_from("<HHIQQQIHHH", self._map, 16)
+        self._file = f = DumpFile(path, 64, "an ELF core")
+        try:
+            self._parse(f)
+        except BaseException:
+            f.close()
+            raise
+
+    def _bad(self, what: str) -> SourceError:
+        return SourceError(f"{self.path}: {what}")
+
+    def _parse(self, f: DumpFile) -> None:
+        size = f.size
+        head = f.read_at(0, 64)
+        ident = head[:16]
+        if ident[:4] != b"\x7fELF":
+            raise self._bad("not an ELF file")
+        if ident[4] != 2 or ident[5] != 1:
+            raise self._bad(f"not a 64-bit little-endian ELF file (EI_CLASS {ident[4]}, EI_DATA {ident[5]})")
+        if ident[6] != 1:
+            raise self._bad(f"ELF EI_VERSION {ident[6]} is not 1")
+        (e_type, e_machine, e_version, _entry, e_phoff, e_shoff, _flags, _ehsize, e_phentsize,
+         e_phnum, e_shentsize, _shnum, _shstrndx) = struct.unpack_from("<HHIQQQIHHHHHH", head, 16)
         if e_type != 4:
-            raise SourceError(f"{path}: ELF type {e_type} is not a core file")
+            raise self._bad(f"ELF e_type {e_type} is not a core file (ET_CORE = 4)")
+        if e_version != 1:
+            raise self._bad(f"ELF e_version {e_version} is not 1")
         self.machine = e_machine
         self.arch: Optional[str] = ARCH_BY_MACHINE.get(e_machine)
+        if self.arch is None:
+            raise self._bad(f"ELF e_machine {e_machine} is not x86-64 ({EM_X86_64}) or arm64 ({EM_AARCH64})")
+        if e_phentsize != PHDR_BYTES:
+            raise self._bad(f"ELF e_phentsize {e_phentsize} is not {PHDR_BYTES} (sizeof(Elf64_Phdr))")
+        if e_phnum == PN_XNUM:
+            sh0 = f.read_at(e_shoff, 64) if e_shoff and e_shentsize >= 64 else b""
+            if len(sh0) < 64:
+                raise self._bad(f"ELF e_phnum is PN_XNUM but section header 0 (e_shoff {e_shoff}) is missing")
+            e_phnum = struct.unpack_from("<I", sh0, 44)[0]
+        if not 0 < e_phnum <= MAX_PHNUM:
+            raise self._bad(f"ELF e_phnum {e_phnum}: a core needs 1 to {MAX_PHNUM} program headers")
+        if e_phoff < 64 or e_phoff % 8:
+            raise self._bad(f"ELF e_phoff {e_phoff} is not an 8-aligned offset past the ELF header")
+        if e_phoff + e_phnum * PHDR_BYTES > size:
+            raise self._bad(f"truncated program headers (e_phoff {e_phoff} + {e_phnum} x {PHDR_BYTES} "
+                            f"bytes > file size {size})")
+        table = f.read_at(e_phoff, e_phnum * PHDR_BYTES)
         # (paddr, filesz, offset, memsz, vaddr) per PT_LOAD, sorted by paddr
         self.loads: List[Tuple[int, int, int, int, int]] = []
         self.notes: List[Tuple[int, int]] = []
-        if e_phentsize < 56 or e_phoff + e_phnum * e_phentsize > size:
-            raise SourceError(f"{path}: truncated program headers")
+        note_bytes = 0
         for i in range(e_phnum):
-            p_type, _fl, off, va, pa, filesz, memsz, _al = struct.unpack_from(
-                "<IIQQQQQQ", self._map, e_phoff + i * e_phentsize)
+            p_type, _fl, off, va, pa, filesz, memsz, _al = struct.unpack_from("<IIQQQQQQ", table,
+                                                                              i * PHDR_BYTES)
             if p_type == PT_LOAD:
-                self.loads.append((pa, filesz, off, memsz, va))
+                if filesz > memsz:
+                    raise self._bad(f"PT_LOAD {i}: p_filesz 0x{filesz:x} is larger than p_memsz 0x{memsz:x}")
+                if pa + memsz > 1 << MAX_PHYS_BITS:
+                    raise self._bad(f"PT_LOAD {i}: physical range 0x{pa:x} + 0x{memsz:x} passes "
+                                    f"{MAX_PHYS_BITS} bits")
+                if filesz and off >> 62:
+                    raise self._bad(f"PT_LOAD {i}: p_offset 0x{off:x} is not a file offset")
+                if memsz:
+                    self.loads.append((pa, filesz, off, memsz, va))
             elif p_type == PT_NOTE:
+                if off + filesz > size:
+                    raise self._bad(f"PT_NOTE {i}: notes at offset {off} + {filesz} bytes pass the end of "
+                                    f"the file ({size} bytes): the dump is truncated or corrupt")
+                note_bytes += filesz
+                if note_bytes > MAX_NOTE_BYTES:
+                    raise self._bad(f"PT_NOTE {i}: more than {MAX_NOTE_BYTES} bytes of notes")
                 self.notes.append((off, filesz))
+        if not self.loads:
+            raise self._bad("the core has no PT_LOAD segment: no memory")
         self.loads.sort()
         # Bytes of PT_LOAD data that the program headers promise past the end of the file.
         self.missing_bytes = sum(max(0, min(off + filesz, 1 << 62) - max(off, size))
@@ -97,12 +161,13 @@ class ElfCoreMemory:
         self._size = size
 
     def read(self, pa: int, size: int) -> bytes:
+        if not 0 <= size <= MAX_READ_BYTES:
+            raise PhysicalReadError(pa, size, f"a read of {size} bytes is out of bounds")
         i = bisect.bisect_right(self._starts, pa) - 1
         if i >= 0:
             start, filesz, off, _memsz, _va = self.loads[i]
             if pa + size <= start + filesz and off + filesz <= self._size:
-                a = off + pa - start
-                return self._map[a:a + size]
+                return self._file.read_at(off + pa - start, size)
         return self._read_slow(pa, size)
 
     def _read_slow(self, pa: int, size: int) -> bytes:
@@ -121,7 +186,7 @@ class ElfCoreMemory:
                 a, b = off + (want - start), off + (file_end - start)
                 if b > self._size:
                     raise PhysicalReadError(pa, size, "the core file is truncated")
-                out += self._map[a:b]
+                out += self._file.read_at(a, b - a)
             if chunk_end > max(want, file_end):
                 out += bytes(chunk_end - max(want, file_end))
             want = chunk_end
@@ -138,17 +203,21 @@ class ElfCoreMemory:
     def note(self, name: bytes) -> Optional[bytes]:
         """The descriptor of the first ELF note called ``name`` (e.g. b"VMCOREINFO")."""
         for off, length in self.notes:
-            pos, stop = off, min(off + length, self._size)
+            data = self._file.read_at(off, length)
+            pos, stop = 0, len(data)
             while pos + 12 <= stop:
-                namesz, descsz, _type = struct.unpack_from("<III", self._map, pos)
+                namesz, descsz, _type = struct.unpack_from("<III", data, pos)
                 pos += 12
-                nm = bytes(self._map[pos:pos + namesz]).rstrip(b"\0")
+                nm = data[pos:pos + namesz].rstrip(b"\0")
                 pos += (namesz + 3) & ~3
-                desc = bytes(self._map[pos:pos + descsz])
+                desc = data[pos:pos + descsz]
                 pos += (descsz + 3) & ~3
                 if nm == name:
+                    if pos > stop + 3:
+                        raise self._bad(f"note {name.decode('ascii', 'replace')}: descsz {descsz} passes "
+                                        f"the end of its PT_NOTE segment")
                     return desc
         return None
 
     def close(self) -> None:
-        self._map.close()
+        self._file.close()

@@ -17,7 +17,14 @@ The format, as makedumpfile and QEMU's ``dump-guest-memory`` write it:
 
 Frames are ``block_size`` bytes: QEMU writes 64 KiB blocks for arm64 guests
 whatever their page size, which is why libkdumpfile (assuming the kernel's
-page size) reads the wrong frames there.  The file is only read.
+page size) reads the wrong frames there.  The file is only read, with
+``pread`` (never mapped whole).
+
+Every header value is checked when the file is opened: a power-of-two block
+size the file can hold, bitmaps that cover ``max_mapnr`` frames and fit in the
+file, page descriptors and the page data they point at present (a truncated
+file is told at open, like a truncated ELF core).  A page never inflates to
+more than one block.
 """
 from __future__ import annotations
 
@@ -26,74 +33,132 @@ import zlib
 from collections import OrderedDict
 from typing import List, Optional, Tuple
 
+import numpy as np
+
 from ..errors import PhysicalReadError, SourceError
-from .mapped import map_readonly
+from ..vmcoreinfo import MAX_VMCOREINFO_BYTES
+from .dumpfile import DumpFile
 
 SIGNATURES = (b"KDUMP   ", b"DISKDUMP")
 COMPRESS_ZLIB, COMPRESS_LZO, COMPRESS_SNAPPY, COMPRESS_ZSTD = 0x1, 0x2, 0x4, 0x20
 UTS_LEN = 65
 HEADER_FIELDS_OFF = 424   # after signature, version, utsname and an 8-aligned 16-byte timeval
+HEADER_FIELDS = struct.Struct("<IiiIIIIIIi")
+SUB_HEADER = struct.Struct("<QiiQQQQQQQQ")
+SUB_HEADER_V6_END = 104   # start_pfn_64, end_pfn_64, max_mapnr_64 follow the 80 bytes above
+DESC = struct.Struct("<qIIQ")
 ARCH_BY_MACHINE = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
+MIN_BLOCK, MAX_BLOCK = 4096, 1 << 20
+#: 2^31 frames: 8 TiB of 4 KiB frames; each bitmap then takes 256 MiB.
+MAX_FRAMES = 1 << 31
+#: Descriptors checked at open for page data past the end of the file (the last ones
+#: in frame order, whose data makedumpfile and QEMU write last).
+TAIL_DESCRIPTORS = 4096
+MAX_READ_BYTES = 1 << 28
+
+
+def _popcounts(data: bytes) -> np.ndarray:
+    """Number of set bits of each 64-bit little-endian word of ``data``."""
+    words = np.frombuffer(data, dtype=np.uint64)
+    return np.bitwise_count(words) if hasattr(np, "bitwise_count") else \
+        np.unpackbits(words.view(np.uint8)).reshape(-1, 64).sum(axis=1)
 
 
 class KdumpMemory:
-    """Physical memory of a kdump-compressed core at ``path``."""
+    """Physical memory of a kdump-compressed core at ``path``.  Raises SourceError."""
 
     zero_fills_holes = False
 
     def __init__(self, path: str, cache_blocks: int = 256) -> None:
         self.path = path
-        self._map, self._size = map_readonly(path, 4096, "a kdump-compressed file")
-        m = self._map
-        if bytes(m[:8]) not in SIGNATURES:
-            if bytes(m[:16]).startswith(b"makedumpfile"):
-                raise SourceError(f"{path}: flattened kdump format: reassemble it with "
-                                  "'makedumpfile -R OUT < FILE' first")
-            raise SourceError(f"{path}: not a kdump-compressed file")
-        self.version = struct.unpack_from("<i", m, 8)[0]
-        uts = [bytes(m[12 + i * UTS_LEN:12 + (i + 1) * UTS_LEN]).split(b"\0")[0].decode("ascii", "replace")
+        self._file = DumpFile(path, 4096, "a kdump-compressed file")
+        try:
+            self._parse()
+        except BaseException:
+            self._file.close()
+            raise
+        self._cache: "OrderedDict[int, bytes]" = OrderedDict()
+        self._cache_blocks = cache_blocks
+
+    def _bad(self, what: str) -> SourceError:
+        return SourceError(f"{self.path}: {what}")
+
+    def _parse(self) -> None:
+        f = self._file
+        size = self._size = f.size
+        head = f.read_at(0, 4096)
+        if head[:8] not in SIGNATURES:
+            if head[:16].startswith(b"makedumpfile"):
+                raise self._bad("flattened kdump format: reassemble it with "
+                                "'makedumpfile -R OUT < FILE' first")
+            raise self._bad("not a kdump-compressed file")
+        self.version = struct.unpack_from("<i", head, 8)[0]
+        if not 1 <= self.version <= 64:
+            raise self._bad(f"kdump header: version {self.version} is not a kdump version")
+        uts = [head[12 + i * UTS_LEN:12 + (i + 1) * UTS_LEN].split(b"\0")[0].decode("ascii", "replace")
                for i in range(6)]
         self.machine = uts[4]
         self.arch: Optional[str] = ARCH_BY_MACHINE.get(self.machine)
         (_status, bs, sub_blocks, bitmap_blocks, max_mapnr, _ram, _dev, _written,
-         _cpu, _ncpu) = struct.unpack_from("<IiiIIIIIIi", m, HEADER_FIELDS_OFF)
-        if bs <= 0 or bs & (bs - 1) or bitmap_blocks <= 0:
-            raise SourceError(f"{path}: corrupt kdump header (block size {bs})")
+         _cpu, _ncpu) = HEADER_FIELDS.unpack_from(head, HEADER_FIELDS_OFF)
+        if not MIN_BLOCK <= bs <= MAX_BLOCK or bs & (bs - 1):
+            raise self._bad(f"kdump header: block_size {bs} is not a power of two in "
+                            f"{MIN_BLOCK}..{MAX_BLOCK}")
         self.block_size = bs
-        sub = struct.unpack_from("<QiiQQQQQQQQ", m, bs)
+        if not 0 < sub_blocks <= 1 << 16:
+            raise self._bad(f"kdump header: sub_hdr_size {sub_blocks} blocks is not 1..65536")
+        if bs + SUB_HEADER.size > size:
+            raise self._bad(f"the dump is truncated inside its sub-header (block_size {bs}, "
+                            f"file {size} bytes)")
+        sub_raw = f.read_at(bs, SUB_HEADER_V6_END)
+        sub = SUB_HEADER.unpack_from(sub_raw, 0)
         self.header_phys_base = sub[0]
-        self._vmcoreinfo = (sub[5], sub[6])
-        if self.version >= 6 and bs + 104 <= self._size:
-            max64 = struct.unpack_from("<Q", m, bs + 96)[0]
+        if self.version >= 6 and len(sub_raw) >= SUB_HEADER_V6_END:
+            max64 = struct.unpack_from("<Q", sub_raw, 96)[0]
             if max64:
                 max_mapnr = max64
+        if not 0 < max_mapnr <= MAX_FRAMES:
+            raise self._bad(f"kdump header: max_mapnr {max_mapnr} is not 1..{MAX_FRAMES} frames")
         self.max_mapnr = max_mapnr
-        bitmap_off = (1 + sub_blocks) * bs
+        vi_off, vi_size = sub[5], sub[6]
+        if vi_size and (vi_size > MAX_VMCOREINFO_BYTES or vi_off + vi_size > size):
+            raise self._bad(f"kdump sub-header: VMCOREINFO of {vi_size} bytes at offset {vi_off} "
+                            f"is not inside the file ({size} bytes) or larger than {MAX_VMCOREINFO_BYTES}")
+        self._vmcoreinfo = (vi_off, vi_size)
+        need = -(-max_mapnr // 8)
         half = bitmap_blocks * bs // 2
-        if bitmap_off + 2 * half > self._size:
-            raise SourceError(f"{path}: the dump is truncated inside its bitmaps")
-        self._valid = bytes(m[bitmap_off:bitmap_off + half])
-        self._dumped = bytes(m[bitmap_off + half:bitmap_off + 2 * half])
+        if not need <= half <= need + bs:
+            raise self._bad(f"kdump header: bitmap_blocks {bitmap_blocks} gives {half}-byte bitmaps, "
+                            f"not the {need} bytes max_mapnr {max_mapnr} needs")
+        bitmap_off = (1 + sub_blocks) * bs
+        if bitmap_off + 2 * half > size:
+            raise self._bad("the dump is truncated inside its bitmaps")
+        # only the bits of frames below max_mapnr count; pad to whole 64-bit words
+        nbytes = -(-need // 8) * 8
+        valid = bytearray(f.read_at(bitmap_off, need).ljust(nbytes, b"\0"))
+        dumped = bytearray(f.read_at(bitmap_off + half, need).ljust(nbytes, b"\0"))
+        if max_mapnr % 8:
+            keep = (1 << (max_mapnr % 8)) - 1
+            valid[need - 1] &= keep
+            dumped[need - 1] &= keep
+        self._valid, self._dumped = bytes(valid), bytes(dumped)
         self._desc_off = bitmap_off + 2 * half
-        # number of dumped frames before each 64-frame word, for O(1) ranks
-        words = memoryview(self._dumped).cast("Q") if len(self._dumped) % 8 == 0 else None
-        if words is None:
-            raise SourceError(f"{path}: corrupt kdump bitmap size")
-        self._words = words
-        prefix = [0] * (len(words) + 1)
-        total = 0
-        for i, w in enumerate(words):
-            prefix[i] = total
-            total += bin(w).count("1")
-        prefix[len(words)] = total
+        counts = _popcounts(self._dumped)
+        prefix = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=prefix[1:])
         self._prefix = prefix
-        self.dumped_frames = total
-        if self._desc_off + 24 * total > self._size:
-            self.missing_bytes = self._desc_off + 24 * total - self._size
-        else:
-            self.missing_bytes = 0
-        self._cache: "OrderedDict[int, bytes]" = OrderedDict()
-        self._cache_blocks = cache_blocks
+        self._words = np.frombuffer(self._dumped, dtype=np.uint64)
+        total = self.dumped_frames = int(prefix[-1])
+        self.missing_bytes = max(0, self._desc_off + DESC.size * total - size)
+        if not self.missing_bytes and total:
+            # page data past the end of the file: the file was cut after its descriptors
+            n = min(total, TAIL_DESCRIPTORS)
+            tail = f.read_at(self._desc_off + DESC.size * (total - n), DESC.size * n)
+            data_end = 0
+            for off, length, _flags, _pf in DESC.iter_unpack(tail):
+                if off >= 0 and 0 < length <= bs:
+                    data_end = max(data_end, off + length)
+            self.missing_bytes = max(0, data_end - size)
 
     # -- bitmaps -------------------------------------------------------------
     def _bit(self, bitmap: bytes, pfn: int) -> bool:
@@ -102,44 +167,57 @@ class KdumpMemory:
 
     def _rank(self, pfn: int) -> int:
         w = pfn >> 6
-        return self._prefix[w] + bin(self._words[w] & ((1 << (pfn & 63)) - 1)).count("1")
+        return int(self._prefix[w]) + bin(int(self._words[w]) & ((1 << (pfn & 63)) - 1)).count("1")
 
     def _block(self, pfn: int) -> bytes:
         got = self._cache.get(pfn)
         if got is not None:
             self._cache.move_to_end(pfn)
             return got
-        pa = pfn * self.block_size
+        bs = self.block_size
+        pa = pfn * bs
         if pfn >= self.max_mapnr or not self._bit(self._dumped, pfn):
             why = "excluded from the dump (filtered)" if pfn < self.max_mapnr and \
                 self._bit(self._valid, pfn) else "not in the dump"
-            raise PhysicalReadError(pa, self.block_size, why)
-        d = self._desc_off + 24 * self._rank(pfn)
-        if d + 24 > self._size:
-            raise PhysicalReadError(pa, self.block_size, "the dump is truncated (page descriptors)")
-        off, size, flags, _pflags = struct.unpack_from("<qIIQ", self._map, d)
+            raise PhysicalReadError(pa, bs, why)
+        d = self._desc_off + DESC.size * self._rank(pfn)
+        raw_desc = self._file.read_at(d, DESC.size)
+        if len(raw_desc) < DESC.size:
+            raise PhysicalReadError(pa, bs, "the dump is truncated (page descriptors)")
+        off, size, flags, _pflags = DESC.unpack(raw_desc)
+        if not 0 < size <= bs:
+            raise PhysicalReadError(pa, bs, f"corrupt page descriptor: {size} bytes of data for a "
+                                            f"{bs}-byte block")
         if off < 0 or off + size > self._size:
-            raise PhysicalReadError(pa, self.block_size, "the dump is truncated (page data)")
-        raw = self._map[off:off + size]
+            raise PhysicalReadError(pa, bs, "the dump is truncated (page data)")
+        raw = self._file.read_at(off, size)
         if flags & COMPRESS_ZLIB:
+            inflate = zlib.decompressobj()
             try:
-                data = zlib.decompress(raw)
+                # a block is a block: never inflate more than one byte past it
+                data = inflate.decompress(raw, bs + 1)
             except zlib.error as err:
-                raise PhysicalReadError(pa, self.block_size, f"corrupt zlib block ({err})") from None
+                raise PhysicalReadError(pa, bs, f"corrupt zlib block ({err})") from None
+            if len(data) > bs:
+                raise PhysicalReadError(pa, bs, f"corrupt zlib block: it inflates past {bs} bytes")
+            if not inflate.eof:
+                raise PhysicalReadError(pa, bs, "corrupt zlib block: the stream is incomplete")
         elif flags & (COMPRESS_LZO | COMPRESS_SNAPPY | COMPRESS_ZSTD):
             kind = {COMPRESS_LZO: "lzo", COMPRESS_SNAPPY: "snappy", COMPRESS_ZSTD: "zstd"}
             name = next(v for k, v in kind.items() if flags & k)
-            raise PhysicalReadError(pa, self.block_size, f"{name}-compressed blocks are not supported")
+            raise PhysicalReadError(pa, bs, f"{name}-compressed blocks are not supported")
         else:
-            data = bytes(raw)
-        if len(data) != self.block_size:
-            raise PhysicalReadError(pa, self.block_size, f"block holds {len(data)} bytes, not {self.block_size}")
+            data = raw
+        if len(data) != bs:
+            raise PhysicalReadError(pa, bs, f"block holds {len(data)} bytes, not {bs}")
         self._cache[pfn] = data
         if len(self._cache) > self._cache_blocks:
             self._cache.popitem(last=False)
         return data
 
     def read(self, pa: int, size: int) -> bytes:
+        if not 0 <= size <= MAX_READ_BYTES or pa < 0:
+            raise PhysicalReadError(pa, size, f"a read of {size} bytes is out of bounds")
         bs = self.block_size
         out = bytearray()
         want, end = pa, pa + size
@@ -157,34 +235,28 @@ class KdumpMemory:
         if name != b"VMCOREINFO":
             return None
         off, size = self._vmcoreinfo
-        if not size or off + size > self._size:
+        if not size:
             return None
-        return bytes(self._map[off:off + size])
+        return self._file.read_at(off, size)
 
     def ranges(self) -> List[Tuple[int, int]]:
         """Physical ``[start, end)`` runs of frames that exist (first bitmap)."""
-        out: List[Tuple[int, int]] = []
         bs = self.block_size
-        start = None
-        valid = self._valid
-        for i in range(min(len(valid), (self.max_mapnr + 7) // 8)):
-            byte = valid[i]
-            if (byte == 0xFF and start is not None) or (byte == 0 and start is None):
-                continue
-            for bit in range(8):
-                pfn = i * 8 + bit
-                on = byte >> bit & 1
-                if on and start is None:
-                    start = pfn
-                elif not on and start is not None:
-                    out.append((start * bs, pfn * bs))
-                    start = None
-        if start is not None:
-            out.append((start * bs, min(self.max_mapnr, len(valid) * 8) * bs))
-        return out
+        edges: List[int] = []
+        prev = 0
+        chunk = 1 << 20          # bytes of bitmap per step, so memory stays bounded
+        valid = np.frombuffer(self._valid, dtype=np.uint8)
+        for lo in range(0, len(valid), chunk):
+            bits = np.unpackbits(valid[lo:lo + chunk], bitorder="little").astype(np.int8)
+            step = np.diff(np.concatenate(([prev], bits)))
+            edges += (np.flatnonzero(step) + lo * 8).tolist()
+            prev = int(bits[-1])
+        if prev:
+            edges.append(len(valid) * 8)
+        return [(a * bs, min(b, self.max_mapnr) * bs) for a, b in zip(edges[::2], edges[1::2])]
 
     def close(self) -> None:
-        self._map.close()
+        self._file.close()
 
 
 __all__ = ["KdumpMemory"]
