@@ -21,7 +21,7 @@ import pytest
 from guestlib import Guest, gva2gpa, recipe_guest, section, tail
 from vmcores.guest import INIT_PREAMBLE
 from vmcores.qmp import QMP
-from vmcores.truth import parse_modules, parse_probe, parse_vmallocinfo
+from vmcores.truth import parse_modules, parse_plants, parse_probe, parse_vmallocinfo
 
 pytestmark = pytest.mark.live
 
@@ -149,11 +149,17 @@ def test_misuse_over_qmp_equals_the_dump_of_the_same_moment() -> None:
             mon.close()
     dumped, dump_stats = _misuse(kmemdbg.open(core=dump))
     assert live == dumped, (live, dumped)
-    probe = {e["name"]: e for e in parse_probe(section(text, "probe"))}
-    planted = [e for n, e in probe.items() if n.startswith("plant.") or n == "bogus_global"]
-    for e in planted:
-        word = int(e.get("word_va") or e["va"], 16)
-        assert word in live, (e["name"], sorted(hex(w) for w in live))
+    probe = parse_probe(section(text, "probe"))
+    plants = parse_plants(probe)["plants"]
+    assert plants, "the probe printed no plants"
+    for p in plants:
+        word = int(p["word_va"], 16)
+        if p["control"]:
+            assert word not in live, p["id"]
+        else:
+            assert word in live and live[word][0] == "high", (p["id"], live.get(word))
+    glob = [e for e in probe if e["name"] == "bogus_global"][0]
+    assert int(glob["va"], 16) in live
     lev, dev = live_stats.evidence_dict(), dump_stats.evidence_dict()
     for kind in ("image", "module", "percpu", "stack", "vmalloc", "slab", "page"):
         assert lev[f"{kind}_bytes"] == dev[f"{kind}_bytes"], kind
