@@ -38,6 +38,8 @@ class Child:
         self.link = link
         self.kernel = None
         self.startup_s: Optional[float] = None
+        #: (argv, seconds, round trips) of each command so far
+        self.history: List[Tuple[List[str], float, int]] = []
 
     def get_kernel(self):
         from .target import open_crash
@@ -152,7 +154,8 @@ def _test_hook(child: Child, command: str, argv: List[str]) -> Tuple[int, str, s
     if command == "__fatal":
         child.link.request(TESTFATAL)
         return 1, "", "kmemdbg: the FATAL test hook returned\n"
-    stats = {"round_trips": child.link.round_trips, "startup_s": child.startup_s, "pid": os.getpid()}
+    stats = {"round_trips": child.link.round_trips, "startup_s": child.startup_s, "pid": os.getpid(),
+             "commands": [{"argv": a, "seconds": round(t, 3), "round_trips": n} for a, t, n in child.history]}
     return 0, json.dumps(stats) + "\n", ""
 
 
@@ -214,8 +217,10 @@ def serve(rfd: int, wfd: int) -> None:
                 return
             argv = [a.decode("utf-8", "surrogateescape") for a in payload.split(b"\0")[:argc]]
             link.interrupted = False
+            t0, trips0 = time.monotonic(), link.round_trips
             try:
                 status, out, err = run(child, argv)
+                child.history.append((argv, time.monotonic() - t0, link.round_trips - trips0))
             except KeyboardInterrupt:
                 child.kernel = None if child.kernel is not None and child.kernel.source.get("live") == "1" \
                     else child.kernel

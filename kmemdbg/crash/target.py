@@ -129,7 +129,10 @@ def _header_facts(kind: str, path: str, notes: List[str]):
 
 def open_crash(link: CrashLink) -> CrashKernel:
     """Build the Kernel crash has open; raises SourceError/LayoutError with one-line causes."""
-    from ..api import _check_root
+    try:
+        from ..session import check_root
+    except ImportError:     # before check_root moved to kmemdbg.session
+        from ..api import _check_root as check_root
 
     source = link.source()
     notes: List[str] = []
@@ -152,7 +155,7 @@ def open_crash(link: CrashLink) -> CrashKernel:
     kernel.header_ram, kernel.header_linear = ram, linear
     kernel.link, kernel.source = link, source
     kernel.symbols = CrashSymbols(KallsymsSymbols(info, kernel.read), link)
-    _check_root(kernel, False)
+    check_root(kernel, False)
     if kernel.symbols.kallsyms.table is None and kernel.symbols.error:
         kernel.notes.append(kernel.symbols.error)
     return kernel
