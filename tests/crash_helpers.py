@@ -53,8 +53,14 @@ def extension() -> str:
     return _SO["so"]
 
 
+#: crash 8.0.2 on the 6.12 dumps: without these it says "vmlinux and dump do not match!"
+#: or "invalid structure member offset: module_core_size"
+CRASH_OPTIONS = {"x86_64-6.12-l4": ["--no_modules", "--kaslr", "auto"],
+                 "x86_64-6.12-l5": ["--no_modules", "--kaslr", "auto"]}
+
+
 def crash_argv(dump: str, recipe: str = RECIPE) -> List[str]:
-    return ["crash", "-s", realdumps.debug_vmlinux(recipe), dump]
+    return ["crash", "-s", *CRASH_OPTIONS.get(recipe, []), realdumps.debug_vmlinux(recipe), dump]
 
 
 def run_crash(dump: str, commands: List[str], env: Optional[Dict[str, str]] = None,
