@@ -25,7 +25,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .arch.base import MASK64, RESERVED, TABLE_LOOP, TABLE_UNREADABLE, PagingFormat, Permissions
+from .arch.base import (MASK64, RESERVED, TABLE_FAN_OUT, TABLE_LOOP, TABLE_UNREADABLE, PagingFormat,
+                        Permissions)
 from .errors import KmemdbgError, PhysicalReadError
 from .memory import TableCache
 
@@ -36,6 +37,10 @@ _USE_BITS = {"x86_64": (1 << 5) | (1 << 6), "arm64": 1 << 55}
 _USE_FLAGS = frozenset({"A", "D", "SW_DIRTY"})
 
 Progress = Callable[[str, float, float], None]
+
+#: Runs a sweep repeats from shared tables it has already decoded (the ESPFIX area of
+#: x86-64 repeats between 32768 and 65536) before a shared table met again becomes a fault range.
+MAX_SHARED_RUNS = 1 << 17
 
 # A run is a plain tuple, for speed over millions of leaves:
 #   (start, end, pa, period, level, attr, tkey)
@@ -52,7 +57,7 @@ START, END, PA, PERIOD, LEVEL, ATTR, TKEY = range(7)
 @dataclass(frozen=True)
 class SweepFault:
     """A table page that could not be used: ``reason`` is table-unreadable,
-    table-loop or reserved-bits.  ``start``/``end`` are the virtual range it
+    table-loop, reserved-bits or table-fan-out (a shared table not repeated).  ``start``/``end`` are the virtual range it
     would have mapped; ``table_pa`` the table (or, for reserved-bits, the
     table holding the entry); ``raw`` the entry where one is at fault."""
 
@@ -73,8 +78,11 @@ class LeafSweep:
     the arm64 TTBR1 half.
     """
 
-    def __init__(self, fmt: PagingFormat, cache: TableCache, root_pa: int, high: bool = True) -> None:
+    def __init__(self, fmt: PagingFormat, cache: TableCache, root_pa: int, high: bool = True,
+                 max_shared_runs: int = MAX_SHARED_RUNS) -> None:
         self.format = fmt
+        self.max_shared_runs = max_shared_runs
+        self._shared_left = max_shared_runs
         self.cache = cache
         self.root_pa = root_pa
         self.high = high
@@ -84,6 +92,7 @@ class LeafSweep:
         self._memo: Dict[Tuple[int, int, int], Tuple[int, List[Run]]] = {}
         self._level_of: Dict[int, int] = {}
         self.tables_decoded = 0
+        self._perms: Dict[Tuple[int, int, int], Permissions] = {}
         n = len(fmt.levels)
         single = [f for f in fmt.address if f.shift == 0]
         others = 0
@@ -115,8 +124,16 @@ class LeafSweep:
         return self._tkey_list[tkey]
 
     def permissions(self, run: Run) -> Permissions:
-        """Effective permissions of a run's leaves (attributes of every level combined)."""
-        return self.format.permissions(self._tkey_list[run[TKEY]] + (run[ATTR],), run[LEVEL])
+        """Effective permissions of a run's leaves (attributes of every level combined).
+
+        They depend only on the attributes, so each combination is worked out once.
+        """
+        key = (run[TKEY], run[ATTR], run[LEVEL])
+        got = self._perms.get(key)
+        if got is None:
+            got = self._perms[key] = self.format.permissions(self._tkey_list[run[TKEY]] + (run[ATTR],),
+                                                             run[LEVEL])
+        return got
 
     def va_of(self, bits_value: int) -> int:
         fmt = self.format
@@ -212,6 +229,15 @@ class LeafSweep:
                 delta = base - old_base
                 if not delta:
                     return runs
+                if len(runs) > self._shared_left:
+                    # tables that fan out: count what the shared table holds, do not repeat it
+                    self._shared_left = 0
+                    self._fault(i, base, table_pa, TABLE_FAN_OUT,
+                                f"table pa 0x{table_pa:x} at {lv.name} is reached again here; its "
+                                f"{len(runs)} ranges are counted, not repeated (more than "
+                                f"{self.max_shared_runs} ranges from shared tables)")
+                    return []
+                self._shared_left -= len(runs)
                 return [(r[0] + delta, r[1] + delta) + r[2:] for r in runs]
         try:
             table = self.cache.table(table_pa, fmt.table_bytes)
@@ -413,6 +439,52 @@ class PtRange:
         return self.size // self.page_size
 
 
+@dataclass(frozen=True)
+class PtFault:
+    """A stretch of a page-table dump that the tables do not describe: a fault range.
+
+    ``[start, end)`` is virtual; ``reason`` is table-unreadable, table-loop,
+    reserved-bits, table-fan-out or root-misaligned; ``level`` the level of
+    the table at fault, ``table_pa`` its physical address, ``raw`` the entry
+    at fault where there is one, ``count`` how many faults were joined into
+    this range (neighbours of one reason and level), ``region`` the layout
+    region of ``start``.
+    """
+
+    start: int
+    end: int
+    level: str
+    reason: str
+    detail: str
+    table_pa: int
+    raw: Optional[int]
+    region: object
+    count: int = 1
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+def fault_ranges(faults: Sequence[SweepFault], layout, start: Optional[int] = None,
+                 end: Optional[int] = None) -> List[PtFault]:
+    """The sweep's faults as VA-ordered ranges clipped to ``[start, end)``; neighbouring
+    faults of one reason and level are joined (their count kept)."""
+    out: List[PtFault] = []
+    lo, hi = start if start is not None else 0, end if end is not None else 1 << 64
+    for f in sorted(faults, key=lambda f: (f.start, f.end)):
+        s, e = max(f.start, lo), min(f.end, hi)
+        if s >= e:
+            continue
+        if out and out[-1].end >= s and out[-1].reason == f.reason and out[-1].level == f.level:
+            p = out[-1]
+            out[-1] = PtFault(p.start, max(p.end, e), p.level, p.reason, p.detail, p.table_pa, p.raw,
+                              p.region, p.count + 1)
+            continue
+        out.append(PtFault(s, e, f.level, f.reason, f.detail, f.table_pa, f.raw, layout.region_of(s)))
+    return out
+
+
 _TABLE_FLAG_NAMES = {"x86_64": (("RW", 1 << 1, False), ("US", 1 << 2, False), ("NX", 1 << 63, True)),
                      "arm64": (("PXNTable", 1 << 59, True), ("UXNTable", 1 << 60, True),
                                ("APTable0", 1 << 61, True), ("APTable1", 1 << 62, True))}
@@ -537,7 +609,7 @@ def _slice(r: Run, s: int, e: int) -> Run:
 
 def ptdump(kernel, start: Optional[int] = None, end: Optional[int] = None, *,
            split_pa: bool = False, owners: bool = True, progress: Optional[Progress] = None,
-           sweep: Optional[LeafSweep] = None) -> List[PtRange]:
+           sweep: Optional[LeafSweep] = None, faults: bool = False) -> List[PtRange]:
     """The page-table dump of ``kernel`` over virtual ``[start, end)`` (default: the kernel half).
 
     Neighbouring leaves of the same level, attributes and region are merged
@@ -546,7 +618,9 @@ def ptdump(kernel, start: Optional[int] = None, end: Optional[int] = None, *,
     never ``"mixed"`` (the JSON view).  ``owners=False`` skips the module and
     vmap-area lookups.  Reads each table page at most once (through the
     kernel's table cache); ``progress(what, done, total)`` is called as the
-    sweep advances.
+    sweep advances.  With ``faults`` the tables' faults come in the same list
+    as :class:`PtFault` ranges, in VA order (the sweep's own ``faults`` list
+    has them either way).
     """
     fmt = kernel.tables.format
     sw = sweep or LeafSweep(fmt, kernel.walker.cache, kernel.tables.root_pa)
@@ -578,8 +652,12 @@ def ptdump(kernel, start: Optional[int] = None, end: Optional[int] = None, *,
             out.append(PtRange(p[START], p[END], p[PA], rule, fmt.levels[p[LEVEL]].leaf_size,
                                fmt.levels[p[LEVEL]].name, got[0], got[1], got[2], region, name,
                                max(p[PERIOD], 0)))
+    if faults and sw.faults:
+        out += fault_ranges(sw.faults, kernel.layout, start, end)
+        out.sort(key=lambda r: (r.start, isinstance(r, PtFault)))
     return out
 
 
-__all__ = ["LeafSweep", "SweepFault", "PtRange", "Owners", "ptdump", "join_ignoring_pa",
+__all__ = ["LeafSweep", "SweepFault", "PtRange", "PtFault", "fault_ranges", "Owners", "ptdump",
+           "join_ignoring_pa", "MAX_SHARED_RUNS",
            "split_by_regions", "table_flag_names"]

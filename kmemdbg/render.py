@@ -214,12 +214,38 @@ def ptrange_json(r) -> Dict[str, Any]:
     ``pa`` is the physical address of ``start``; with ``pa_rule`` "linear"
     the physical address of ``va`` is ``pa + (va - start)``; with "repeat"
     it is ``pa + (va - start) % pa_period`` (the same frames mapped again
-    and again, as the KASAN early shadow and the ESPFIX area do).
+    and again, as the KASAN early shadow and the ESPFIX area do).  ``fault`` is
+    null, or for a stretch the tables do not describe (a :class:`PtFault`)
+    ``{"reason", "detail", "table_pa", "raw", "count"}`` with ``pa`` null.
     """
+    if getattr(r, "reason", None) is not None:
+        return {"start": hexa(r.start), "end": hexa(r.end), "pa": None, "page_size": None,
+                "level": r.level, "flags": [], "table_flags": [], "permissions": None, "pa_rule": None,
+                "pa_period": 0, "region": r.region.kind, "owner": None,
+                "fault": {"reason": r.reason, "detail": r.detail, "table_pa": hexa(r.table_pa),
+                          "raw": hexa(r.raw), "count": r.count}}
     return {"start": hexa(r.start), "end": hexa(r.end), "pa": hexa(r.pa), "page_size": r.page_size,
             "level": r.level, "flags": list(r.flags), "table_flags": list(r.table_flags),
             "permissions": r.permissions.short(), "pa_rule": r.pa_rule, "pa_period": r.pa_period,
-            "region": r.region.kind, "owner": r.owner}
+            "region": r.region.kind, "owner": r.owner, "fault": None}
+
+
+def fault_line(f) -> str:
+    """One text line for a fault range of a ptdump."""
+    more = f" (x{f.count})" if f.count > 1 else ""
+    return (f"{addr(f.start)}-{addr(f.end)} {size_text(f.size):>6} {f.level:<4} fault: {f.reason}{more} "
+            f"(table pa 0x{f.table_pa:x}): {f.detail}")
+
+
+def ptdump_faults_line(faults) -> str:
+    """One sentence summing up the fault ranges of a ptdump or an audit's sweep."""
+    kinds: Dict[str, int] = {}
+    for f in faults:
+        kinds[f.reason] = kinds.get(f.reason, 0) + getattr(f, "count", 1)
+    first = faults[0]
+    what = ", ".join(f"{n} {k}" for k, n in kinds.items())
+    return (f"the page tables have faults ({what}), first at {addr(first.start)} ({first.level}, "
+            f"table pa 0x{first.table_pa:x}): what is under them is not shown")
 
 
 def ptdump_text(ranges) -> List[str]:
@@ -229,6 +255,14 @@ def ptdump_text(ranges) -> List[str]:
     shown = skipped = 0
     for r in ranges:
         name = f"{r.region.kind}: {r.region.name}"
+        if getattr(r, "reason", None) is not None:
+            if name != marker:
+                if skipped:
+                    lines.append(f"... {skipped} ranges skipped ...")
+                lines.append(f"---[ {name} ]---")
+                marker, shown, skipped = name, 0, 0
+            lines.append(fault_line(r))
+            continue
         if name != marker:
             if skipped:
                 lines.append(f"... {skipped} ranges skipped ...")

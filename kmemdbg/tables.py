@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Iterator, Tuple
 
-from .arch.base import MASK64, TABLE_LOOP, TABLE_UNREADABLE, PagingFormat
+from .arch.base import MASK64, TABLE_FAN_OUT, TABLE_LOOP, TABLE_UNREADABLE, PagingFormat
 from .errors import PhysicalReadError
 from .memory import TableCache
 
@@ -38,9 +38,16 @@ class TreeEntry:
     raws: Tuple[int, ...]
 
 
+#: Entries a sweep yields again from tables it has already swept at the same level
+#: (shared tables: the KASAN early shadow, ESPFIX: x86-64 repeats under 131072) before it
+#: stops repeating them.
+MAX_SHARED_ENTRIES = 1 << 18
+
+
 @dataclass(frozen=True)
 class TreeFault:
-    """A table that could not be used: ``reason`` is table-unreadable or table-loop."""
+    """A table that could not be used: ``reason`` is table-unreadable or table-loop, or
+    table-fan-out for a shared table not repeated (``detail`` counts what it holds)."""
 
     level: int
     va: int
@@ -59,7 +66,7 @@ def _va_of(fmt: PagingFormat, bits_value: int, high: bool) -> int:
 
 
 def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
-          va_end: int = 1 << 64, high: bool = True,
+          va_end: int = 1 << 64, high: bool = True, max_shared: int = MAX_SHARED_ENTRIES,
           ) -> Iterator["TreeEntry | TreeFault"]:
     """Yield every valid entry under ``root_pa`` covering ``[va_start, va_end)``.
 
@@ -67,7 +74,12 @@ def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
     sweep even when it is shared (the KASAN early shadow maps one PTE table
     many times: its entries are still yielded at every VA they map).  A
     table met again at a different level is a loop and yields a TreeFault
-    instead of being descended.
+    instead of being descended.  Repeating shared tables is bounded: once
+    ``max_shared`` entries have been yielded again from tables already swept,
+    a shared table met again yields one ``table-fan-out`` TreeFault that
+    counts its entries instead of listing them, so tables that fan out (every
+    entry of one table pointing at the same table, several levels deep) cost
+    time in the number of table pages, not in the mappings they describe.
     """
     levels = fmt.levels
     last = len(levels) - 1
@@ -75,6 +87,29 @@ def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
     vmask, lmask, lvalue = fmt.valid_mask, fmt.leaf_mask, fmt.leaf_value
     pmask, pvalue = fmt.page_mask, fmt.page_value
     addr_of = fmt.output_address
+    budget = [max_shared]
+    counts: Dict[Tuple[int, int], int] = {}
+
+    def entries_under(table_pa: int, i: int) -> int:
+        """How many items a full visit of the table would yield (shared tables counted)."""
+        key = (table_pa, i)
+        got = counts.get(key)
+        if got is not None:
+            return got
+        counts[key] = 1          # a loop back here counts as the one fault it yields
+        try:
+            table = cache.table(table_pa, fmt.table_size(i))
+        except PhysicalReadError:
+            return 1
+        n = 0
+        for raw in table:
+            if not raw & vmask:
+                continue
+            n += 1
+            if i < last and (raw & lmask) != lvalue and not raw & fmt.reserved_table[i]:
+                n += entries_under(addr_of(raw), i + 1)
+        counts[key] = n
+        return n
 
     def visit(table_pa: int, i: int, base_bits: int, raws: Tuple[int, ...]):
         lv = levels[i]
@@ -85,6 +120,16 @@ def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
             yield TreeFault(i, va0, span << lv.bits, table_pa, TABLE_LOOP,
                             f"table pa 0x{table_pa:x} already used at {levels[seen].name}")
             return
+        if seen == i:
+            n = entries_under(table_pa, i)
+            if n > budget[0]:
+                budget[0] = 0
+                yield TreeFault(i, va0, span << lv.bits, table_pa, TABLE_FAN_OUT,
+                                f"table pa 0x{table_pa:x} at {lv.name} is reached again here; its {n} "
+                                f"entries are counted, not listed again (more than {max_shared} "
+                                "entries of shared tables)")
+                return
+            budget[0] -= n
         level_of[table_pa] = i
         try:
             table = cache.table(table_pa, fmt.table_size(i))
@@ -120,12 +165,36 @@ def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
 
 def table_pages(fmt: PagingFormat, cache: TableCache, root_pa: int,
                 high: bool = True) -> Dict[int, int]:
-    """Every readable table page under ``root_pa``: physical address -> level index."""
-    children: Dict[int, int] = {root_pa: 0}
-    for item in sweep(fmt, cache, root_pa, high=high):
-        if isinstance(item, TreeEntry) and item.kind == "table":
-            children.setdefault(fmt.output_address(item.raw), item.level + 1)
-    return {pa: lvl for pa, lvl in children.items() if cache.cached(pa) is not None}
+    """Every readable table page under ``root_pa``: physical address -> level index.
+
+    Each table page is visited once, however many entries point at it; a
+    table is recorded at the level where it is first met in VA order and a
+    table met again at another level (a loop) is not descended again.
+    """
+    if root_pa % fmt.root_align:
+        return {}
+    last = len(fmt.levels) - 1
+    level_of: Dict[int, int] = {}
+    vmask, lmask, lvalue = fmt.valid_mask, fmt.leaf_mask, fmt.leaf_value
+    addr_of = fmt.output_address
+
+    def visit(table_pa: int, i: int) -> None:
+        level_of[table_pa] = i
+        try:
+            table = cache.table(table_pa, fmt.table_size(i))
+        except PhysicalReadError:
+            return
+        if i == last:
+            return
+        reserved = fmt.reserved_table[i]
+        for raw in table:
+            if raw & vmask and (raw & lmask) != lvalue and not raw & reserved:
+                child = addr_of(raw)
+                if child not in level_of:
+                    visit(child, i + 1)
+
+    visit(root_pa, 0)
+    return {pa: lvl for pa, lvl in level_of.items() if cache.cached(pa) is not None}
 
 
 def leaves(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
@@ -141,4 +210,4 @@ def leaf_pa(fmt: PagingFormat, entry: TreeEntry) -> int:
     return fmt.output_address(entry.raw) & ~(entry.size - 1)
 
 
-__all__ = ["TreeEntry", "TreeFault", "sweep", "table_pages", "leaves", "leaf_pa"]
+__all__ = ["TreeEntry", "TreeFault", "sweep", "table_pages", "leaves", "leaf_pa", "MAX_SHARED_ENTRIES"]

@@ -93,6 +93,9 @@ NON_CANONICAL = "non-canonical"
 TABLE_UNREADABLE = "table-unreadable"
 TABLE_LOOP = "table-loop"
 ROOT_MISALIGNED = "root-misaligned"
+#: Whole-tree sweeps only (never a walk's fault): a table shared at the same level is
+#: reached again after the sweep's budget for repeating shared tables is spent.
+TABLE_FAN_OUT = "table-fan-out"
 FAULT_REASONS = (NOT_PRESENT, PROT_NONE, SWAP, RESERVED, NON_CANONICAL,
                  TABLE_UNREADABLE, TABLE_LOOP, ROOT_MISALIGNED)
 
