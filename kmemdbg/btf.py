@@ -50,6 +50,8 @@ _KIND_CODES = {v: k for k, v in KIND_NAMES.items()}
 _MODIFIERS = (TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG)
 _NAMED_KINDS = (INT, STRUCT, UNION, ENUM, FWD, TYPEDEF, FLOAT, ENUM64)
 POINTER_SIZE = 8  # kmemdbg reads 64-bit kernels only
+#: Debian 6.12's vmlinux BTF is about 6 MiB; a blob claiming more than this is corrupt.
+MAX_BTF_BYTES = 1 << 26
 
 
 class BtfError(KmemdbgError):
@@ -201,6 +203,8 @@ class Btf:
         """Index ``blob`` (raw ``.BTF`` bytes).  Raises BtfError when it is not BTF."""
         if len(blob) < HEADER.size:
             raise BtfError(f"BTF blob is only {len(blob)} bytes")
+        if len(blob) > MAX_BTF_BYTES:
+            raise BtfError(f"BTF blob of {len(blob)} bytes is larger than the {MAX_BTF_BYTES} a kernel has")
         magic = int.from_bytes(blob[:2], "little")
         swap = magic != BTF_MAGIC
         if swap and int.from_bytes(blob[:2], "big") != BTF_MAGIC:
@@ -210,6 +214,8 @@ class Btf:
             fmt + "HBBIIIII", blob, 0)
         if version != 1:
             raise BtfError(f"BTF version {version} is not supported (only 1)")
+        if hdr_len < HEADER.size or hdr_len > len(blob) or type_off % 4:
+            raise BtfError(f"BTF header: hdr_len {hdr_len}, type_off {type_off}: not a BTF header")
         t0, s0 = hdr_len + type_off, hdr_len + str_off
         if t0 + type_len > len(blob) or s0 + str_len > len(blob) or type_len % 4:
             raise BtfError(f"BTF sections (types {type_len} bytes at {t0}, strings {str_len} "

@@ -53,6 +53,8 @@ class _Stream:
     def take(self, n: int) -> bytes:
         while len(self._buf) - self._pos < n:
             more = self._read(self._va, CHUNK_BYTES)
+            if not more:
+                raise KallsymsError(f"kallsyms_names: nothing readable at 0x{self._va:x}")
             self._va += len(more)
             self._buf = self._buf[self._pos:] + more
             self._pos = 0
@@ -174,6 +176,30 @@ class Kallsyms:
         return self.names[i], start, size
 
 
+def kallsyms_problem(session) -> Optional[str]:
+    """Why the kallsyms tables VMCOREINFO names cannot be loaded, or None when they look sane.
+
+    Read through kmemdbg's own walker before drgn's loader is asked, so a
+    looping or garbage table (drgn's walker does not stop at loops) or an
+    impossible ``kallsyms_num_syms`` never makes the loader read for ever.
+    """
+    num_va = session.info.symbol("kallsyms_num_syms")
+    if num_va is None:
+        return "vmcoreinfo has no SYMBOL(kallsyms_num_syms) (kernel before 6.0?)"
+    try:
+        count = int.from_bytes(session.read(num_va, 4), "little")
+        for name in ("kallsyms_names", "kallsyms_token_table", "kallsyms_token_index"):
+            va = session.info.symbol(name)
+            if va is None:
+                return f"vmcoreinfo has no SYMBOL({name})"
+            session.read(va, 8)
+    except KmemdbgError as err:
+        return f"kallsyms tables unreadable: {str(err).splitlines()[0]}"
+    if not 0 < count <= MAX_SYMBOLS:
+        return f"kallsyms_num_syms reads {count}: not a symbol count (1..{MAX_SYMBOLS})"
+    return None
+
+
 class KallsymsSymbols:
     """The symbol-table interface :class:`~kmemdbg.kernel.Kernel` expects, over :class:`Kallsyms`.
 
@@ -212,4 +238,4 @@ class KallsymsSymbols:
         return f"{name}+0x{va - start:x}/0x{size:x}"
 
 
-__all__ = ["Kallsyms", "KallsymsSymbols", "KallsymsError"]
+__all__ = ["Kallsyms", "KallsymsSymbols", "KallsymsError", "kallsyms_problem"]

@@ -20,7 +20,7 @@ from .physinfo import PhysInfo, describe
 from .session import Session
 from .sources.elfcore import ElfCoreMemory
 from .kernel_tables import kernel_tables
-from .tables import leaves, leaf_pa, table_pages
+from .tables import TreeFault, leaf_pa, sweep, table_pages
 from .virt_to_phys import MISMATCH, NOT_APPLICABLE, OK, UNMAPPED, Check, kernel_pa
 from .vmcoreinfo import VmcoreInfo
 from .walk import Walk, Walker
@@ -39,13 +39,18 @@ class SymbolTable:
         return cls(None, "none")
 
     @classmethod
-    def from_prog(cls, prog, vmlinux: Optional[str], notes: List[str]) -> "SymbolTable":
+    def from_prog(cls, prog, vmlinux: Optional[str], notes: List[str],
+                  kallsyms: bool = True) -> "SymbolTable":
+        """DWARF from ``vmlinux`` when given and loadable, else the dump's kallsyms
+        (unless ``kallsyms`` is False); failures are appended to ``notes``."""
         if vmlinux:
             try:
                 prog.load_debug_info([vmlinux])
                 return cls(prog, f"DWARF from {vmlinux}")
             except Exception as err:  # noqa: BLE001 - drgn raises MissingDebugInfoError and others
                 notes.append(f"debug info from {vmlinux} not loaded: {str(err).splitlines()[0]}")
+        if not kallsyms:
+            return cls(None, "none")
         try:
             from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
 
@@ -118,6 +123,9 @@ class Mapping:
     allocation: Optional[Allocation]
 
 
+#: Pages one check_virt_to_phys() call walks at most (``size`` / page size).
+MAX_CHECK_PAGES = 1 << 16
+
 IMAGE_SECTIONS = (("text", "_text", "_etext"), ("rodata", "__start_rodata", "__end_rodata"),
                   ("init", "__init_begin", "__init_end"), ("data", "_sdata", "_edata"),
                   ("bss", "__bss_start", "__bss_stop"))
@@ -134,9 +142,13 @@ class Kernel(Session):
         self._layout: Optional[Layout] = None
         self._tables: Optional[Dict[int, int]] = None
         self._reverse: Optional[Tuple[List[int], List[Tuple[int, int, int, int]]]] = None
+        #: faults of the sweep behind phys_to_virts() (tables.TreeFault), once it ran
+        self.reverse_faults: List[TreeFault] = []
         self._objects = None
         self._objects_error: Optional[str] = None
         self.kcore_path: Optional[str] = None   # set for live /proc/kcore sessions
+        #: accept layout defaults where the dump gives no evidence (else LayoutError)
+        self.guess_layout = False
 
     @classmethod
     def build(cls, memory: PhysicalMemory, info: VmcoreInfo, arch: str, description: str,
@@ -178,17 +190,30 @@ class Kernel(Session):
 
     @property
     def layout(self) -> Layout:
+        """The discovered layout.  Raises LayoutError when a region base had to be
+        guessed (no evidence, a default taken) unless :attr:`guess_layout` is set."""
         if self._layout is None:
             def translate(va: int) -> Optional[int]:
                 return self.walker.walk(va).pa
+
+            def reaches(va: int, depth: int) -> bool:
+                steps = self.walker.walk(va).steps
+                return len(steps) > depth or (len(steps) == depth and steps[-1].kind != "invalid")
             offset, source = self._elf_linear_offset()
             ev = Evidence(self.arch, self.info, symbol=self.symbols.address,
                           read_u64=lambda va: self._read_int(va, 8),
                           read_u32=lambda va: self._read_int(va, 4),
-                          translate=translate, ram=self.ram(),
+                          translate=translate, reaches=reaches, ram=self.ram(),
                           elf_linear_offset=offset, elf_linear_source=source,
                           typed_field=self.typed_field)
-            self._layout = discover(ev)
+            layout = discover(ev)
+            if layout.guessed and not self.guess_layout:
+                from .errors import LayoutError
+
+                what = ", ".join(f"{q} (default 0x{layout.value(q):x})" for q in layout.guessed)
+                raise LayoutError(f"layout: no evidence for {what}: that would be a guess "
+                                  "(use --guess-layout to accept it)")
+            self._layout = layout
         return self._layout
 
     def typed_field(self, symbol: str, struct: str, member: str) -> Optional[int]:
@@ -213,6 +238,7 @@ class Kernel(Session):
         if self.symbols.source == "none":
             out.append("no symbols: image sections and symbol-based layout evidence unavailable")
         out += [f"layout: no evidence for {m}" for m in self.layout.missing]
+        out += [f"layout: {q} is a guess (a default, no evidence in the dump)" for q in self.layout.guessed]
         if self._objects_error:
             out.append(self._objects_error)
         return out
@@ -411,12 +437,16 @@ class Kernel(Session):
     def check_virt_to_phys(self, va: int, claimed_pa: Optional[int] = None, size: int = 1) -> Check:
         """Compare ``__pa(va)`` (or ``claimed_pa``) with the page tables.
 
-        ``size`` (bytes) checks a range and lists the true frame of every page.
+        ``size`` (bytes) checks a range and lists the true frame of every page;
+        at most MAX_CHECK_PAGES pages (KmemdbgError beyond, or for a size below 1).
         """
+        page = self.tables.format.page_size
+        if not 1 <= size <= MAX_CHECK_PAGES * page:
+            raise KmemdbgError(f"size {size}: give 1 to {MAX_CHECK_PAGES * page} bytes "
+                               f"({MAX_CHECK_PAGES} pages of {page} bytes) to check at once")
         va &= MASK64
         walk = self.translate(va)
         fault = None if walk.fault is None else (walk.fault.level, walk.fault.reason)
-        page = self.tables.format.page_size
         pages: List[Tuple[int, Optional[int]]] = []
         if size > 1:
             first = va - va % page
@@ -563,14 +593,24 @@ class Kernel(Session):
         if self._reverse is None:
             fmt = self.tables.format
             rows = []
-            for leaf in leaves(fmt, self.walker.cache, self.tables.root_pa):
-                rows.append((leaf_pa(fmt, leaf), leaf.size, leaf.va, leaf.level))
+            faults = []
+            for item in sweep(fmt, self.walker.cache, self.tables.root_pa):
+                if isinstance(item, TreeFault):
+                    faults.append(item)
+                elif item.kind == "leaf":
+                    rows.append((leaf_pa(fmt, item), item.size, item.va, item.level))
+            self.reverse_faults = faults
             rows.sort()
             self._reverse = ([r[0] for r in rows], rows)
         return self._reverse
 
     def phys_to_virts(self, pa: int) -> List[Mapping]:
-        """Every kernel virtual address that maps physical ``pa`` (from an inverted sweep)."""
+        """Every kernel virtual address that maps physical ``pa`` (from an inverted sweep).
+
+        The sweep's faults (tables it could not read, loops, shared tables it
+        counted instead of repeating) are in :attr:`reverse_faults`
+        afterwards: mappings under them are not listed.
+        """
         starts, rows = self._reverse_map()
         fmt = self.tables.format
         biggest = max((r[1] for r in rows), default=0)

@@ -243,6 +243,11 @@ def load_btf(session, symbol: Symbol) -> Tuple[Btf, str]:
         return Btf.parse(note), "the core's KMEMDBG_BTF note"
     start, stop = symbol("__start_BTF"), symbol("__stop_BTF")
     if start is not None and stop is not None and stop > start:
+        from .btf import MAX_BTF_BYTES
+
+        if stop - start > MAX_BTF_BYTES:
+            raise NoTypeInfoError(f"no type information: __start_BTF..__stop_BTF (0x{start:016x}, "
+                                  f"{stop - start} bytes) is larger than the {MAX_BTF_BYTES} a kernel has")
         try:
             return Btf.parse(session.read(start, stop - start)), "the kernel's __start_BTF..__stop_BTF"
         except KmemdbgError as err:

@@ -92,6 +92,8 @@ class Layout:
     #: callable returns (value, source) or None.
     deferred: Tuple[Tuple[str, Callable[[], Optional[Tuple[int, str]]]], ...] = \
         field(default=(), compare=False, repr=False)
+    #: quantities for which no evidence was found and a default was taken (a guess).
+    guessed: Tuple[str, ...] = ()
 
     def value(self, name: str) -> Optional[int]:
         table = self.__dict__.get("_value_map")
@@ -172,6 +174,9 @@ class Evidence:
     read_u64: Callable[[int], Optional[int]] = lambda va: None
     read_u32: Callable[[int], Optional[int]] = lambda va: None
     translate: Callable[[int], Optional[int]] = lambda va: None
+    #: ``reaches(va, depth)``: whether the walk of ``va`` gets past the first ``depth``
+    #: levels (their entries are valid tables), False when it cannot tell.
+    reaches: Callable[[int, int], bool] = lambda va, depth: False
     ram: Sequence[Tuple[int, int]] = ()
     elf_linear_offset: Optional[int] = None
     elf_linear_source: str = "ELF program headers"
@@ -188,6 +193,7 @@ class _Builder:
         self.sources: Dict[str, str] = {}
         self.disagreements: List[Disagreement] = []
         self.missing: List[str] = []
+        self.guessed: List[str] = []
         self.deferred: List[Tuple[str, Callable[[], Optional[Tuple[int, str]]]]] = []
 
     def defer_field(self, quantity: str, symbol: str, struct: str, member: str) -> None:
@@ -198,8 +204,15 @@ class _Builder:
         self.deferred.append((quantity, read))
 
     def pick(self, quantity: str, candidates: Sequence[Tuple[Optional[int], str]],
-             tolerance_mask: int = MASK64) -> Optional[Tuple[int, str]]:
-        """Keep the first candidate with a value; record a disagreement if others differ."""
+             tolerance_mask: int = MASK64,
+             confirm: Optional[Callable[[int], bool]] = None) -> Optional[Tuple[int, str]]:
+        """Keep the first candidate with a value; record a disagreement if others differ.
+
+        When sources disagree and ``confirm(value)`` says which values the page
+        tables bear out, the first confirmed candidate is kept instead.  A
+        candidate whose source starts with "default" is a guess: choosing it
+        adds ``quantity`` to :attr:`guessed`.
+        """
         have = [(v & MASK64, s) for v, s in candidates if v is not None]
         if not have:
             self.missing.append(quantity)
@@ -207,7 +220,13 @@ class _Builder:
         chosen = have[0]
         distinct = {v & tolerance_mask for v, _ in have if not _.startswith("default")}
         if len(distinct) > 1:
+            if confirm is not None:
+                good = [(v, s) for v, s in have if not s.startswith("default") and confirm(v)]
+                if good and good[0] != chosen:
+                    chosen = (good[0][0], f"{good[0][1]}, which the page tables confirm")
             self.disagreements.append(Disagreement(quantity, tuple(have), chosen[0]))
+        if chosen[1].startswith("default"):
+            self.guessed.append(quantity)
         self.values[quantity] = chosen[0]
         self.sources[quantity] = chosen[1]
         return chosen
@@ -257,7 +276,7 @@ class _Builder:
         regions = sorted(self.regions, key=lambda r: (order.get(r.kind, 9), r.start))
         return Layout(self.ev.arch, tuple(regions), tuple(self.values.items()),
                       tuple(self.sources.items()), tuple(self.disagreements), tuple(self.missing),
-                      tuple(self.deferred))
+                      tuple(self.deferred), tuple(self.guessed))
 
 
 # -- x86-64 ----------------------------------------------------------------
@@ -300,22 +319,38 @@ def _x86(b: _Builder) -> None:
             if cand % (1 << 30) == 0:
                 pt_candidate = cand
     default_pob = 0xFF11000000000000 if l5 else 0xFFFF888000000000
+    # When the kernel's own words and VMCOREINFO disagree, the page tables decide:
+    # a direct-map base maps the first RAM page to itself, a vmemmap base maps
+    # the struct page of the first RAM frame, a vmalloc base lies in tables
+    # that exist below the top two levels and outside the direct map of RAM.
+    first_ram = min((lo for lo, _ in ev.ram), default=0)
+    ram_end = max((hi for _, hi in ev.ram), default=0)
+
+    def direct_map_ok(base: int) -> bool:
+        return ev.translate((base + first_ram) & MASK64) == first_ram
+
     pob = b.pick("page_offset_base", [
         b.symbol_word("page_offset_base"),
         (ev.elf_linear_offset, ev.elf_linear_source),
         (pt_candidate, "page tables (walk of SYMBOL(mem_section), a direct-map pointer)"),
         (default_pob, "default (no memory KASLR)"),
-    ])
+    ], confirm=direct_map_ok)
+
+    def vmalloc_ok(base: int) -> bool:
+        if pob is not None and pob[0] <= base < pob[0] + max(ram_end, 1):
+            return False
+        return ev.reaches(base, 2)
+
     vmalloc = b.pick("vmalloc_base", [
         (info.number("VMALLOC_START"), "NUMBER(VMALLOC_START)"),
         b.symbol_word("vmalloc_base"),
         (0xFFA0000000000000 if l5 else 0xFFFFC90000000000, "default (no memory KASLR)"),
-    ])
+    ], confirm=vmalloc_ok)
     vmemmap = b.pick("vmemmap_base", [
         (info.symbol("vmemmap"), "SYMBOL(vmemmap)"),
         b.symbol_word("vmemmap_base"),
         (0xFFD4000000000000 if l5 else 0xFFFFEA0000000000, "default (no memory KASLR)"),
-    ])
+    ], confirm=lambda base: ev.translate((base + (first_ram >> 12) * 64) & MASK64) is not None)
     max_phys = info.number("MAX_PHYSMEM_BITS") or (52 if l5 else 46)
     vm_size = (12800 if l5 else 32) * TIB
     if pob is not None:

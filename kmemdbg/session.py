@@ -10,12 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from .errors import LayoutError, SourceError
+from .errors import LayoutError, PhysicalReadError, SourceError
 from .kernel_tables import KernelTables, kernel_tables
 from .memory import PhysicalMemory, TableCache
 from .sources.elfcore import ElfCoreMemory
 from .vmcoreinfo import VmcoreInfo
 from .walk import BatchResult, Walk, Walker
+
+#: Bytes one virtual read may ask for (a corrupt length must not become a huge allocation).
+MAX_READ_BYTES = 1 << 28
 
 
 @dataclass
@@ -52,6 +55,9 @@ class Session:
         """
         from .errors import AddressError
 
+        if not 0 <= size <= MAX_READ_BYTES:
+            raise AddressError(f"0x{va:016x}: a read of {size} bytes is out of bounds "
+                               f"(at most {MAX_READ_BYTES})")
         out = bytearray()
         while size > 0:
             walk = self.walker.walk(va)
@@ -69,6 +75,44 @@ def session_from(memory: PhysicalMemory, info: VmcoreInfo, arch: str, descriptio
     walker = Walker(tables.format, memory, tables.root_pa, TableCache(memory),
                     half="upper" if arch == "arm64" else "both")
     return Session(memory, info, tables, walker, description, prog)
+
+
+def check_root(kernel: Session, allow_truncated: bool = False) -> None:
+    """The root table must be in the source and the tables must map the kernel's own root.
+
+    ``SYMBOL(swapper_pg_dir)`` is an image address, so its walk through the
+    tables it names must come back to the root table: when it does not, the
+    paging values of VMCOREINFO (level count, VA size, phys_base,
+    kimage_voffset) do not describe these tables.  Raises SourceError; a root
+    that cannot be read is only a note with ``allow_truncated``.
+    """
+    t = kernel.tables
+    try:
+        kernel.walker.cache.table(t.root_pa, t.format.table_size(0))
+    except PhysicalReadError as err:
+        msg = f"the kernel root table (pa 0x{t.root_pa:x}, {t.evidence.split(';')[0]}) cannot be read: " \
+              f"{err.reason}"
+        if not allow_truncated:
+            raise SourceError(f"{kernel.description}: {msg} (use --allow-truncated to go on)") from None
+        notes = getattr(kernel, "notes", None)
+        if notes is not None:
+            notes.append(msg)
+        return
+    if t.root_pa % t.format.root_align:
+        raise SourceError(f"{kernel.description}: the kernel root table pa 0x{t.root_pa:x} is not "
+                          f"{t.format.root_align}-byte aligned ({t.evidence.split(';')[0]})")
+    walk = kernel.walker.walk(t.root_va)
+    if walk.fault is not None and walk.fault.reason == "table-unreadable" and allow_truncated:
+        notes = getattr(kernel, "notes", None)
+        if notes is not None:
+            notes.append(f"the walk of swapper_pg_dir stops: {walk.fault.message(t.root_va)}")
+        return
+    if walk.pa != t.root_pa:
+        got = f"to pa 0x{walk.pa:x}" if walk.fault is None else f"nowhere ({walk.fault.reason} at " \
+                                                                  f"{walk.fault.level})"
+        raise SourceError(f"{kernel.description}: the page tables map swapper_pg_dir 0x{t.root_va:x} {got}, "
+                          f"not to the root table at pa 0x{t.root_pa:x}: VMCOREINFO ({t.evidence}) does "
+                          f"not describe these tables ({t.format.name})")
 
 
 def open_core(path: str) -> Session:
