@@ -7,9 +7,10 @@ pages with ``p_paddr`` the physical address.
 """
 from __future__ import annotations
 
-import os
 import struct
 from typing import Iterable, List, Tuple
+
+from .outfile import write_output
 
 PT_LOAD, PT_NOTE = 1, 4
 PF_RWX = 7
@@ -33,11 +34,13 @@ def runs(pages: Iterable[int], page_size: int) -> List[Tuple[int, int]]:
     return out
 
 
-def write_core(path: str, machine: int, notes: bytes, segments: List[Tuple[int, int, bytes]]) -> int:
+def write_core(path: str, machine: int, notes: bytes, segments: List[Tuple[int, int, bytes]],
+               inputs: Iterable[str] = ()) -> int:
     """Write an ELF core with ``notes`` and ``segments`` of (pa, va, data); returns its size.
 
-    The file is written to ``path + ".tmp"`` and renamed, so an interrupted
-    write never leaves a truncated core behind.
+    The file is written through :func:`kmemdbg.outfile.write_output`: a fresh
+    temporary file renamed into place, so an interrupted write never leaves a
+    truncated core behind and ``path`` is never one of ``inputs``.
     """
     phnum = 1 + len(segments)
     off = 64 + 56 * phnum
@@ -51,17 +54,16 @@ def write_core(path: str, machine: int, notes: bytes, segments: List[Tuple[int, 
         body_offsets.append(data_off)
         phdrs += struct.pack("<IIQQQQQQ", PT_LOAD, PF_RWX, data_off, va, pa, len(data), len(data), 0)
         data_off += len(data)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
+
+    def write(f) -> None:
         f.write(header)
         f.write(phdrs)
         f.write(notes)
-        for (pa, va, data), body in zip(segments, body_offsets):
+        for (_pa, _va, data), body in zip(segments, body_offsets):
             f.seek(body)
             f.write(data)
-        size = f.tell()
-    os.replace(tmp, path)
-    return size
+
+    return write_output(path, write, inputs)
 
 
 __all__ = ["note_bytes", "runs", "write_core"]

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Iterable, List, Sequence, Set, Tuple
 
 from .elfwrite import note_bytes, runs, write_core
-from .errors import KmemdbgError, PhysicalReadError
-from .session import Session, open_core
+from .errors import KmemdbgError, PhysicalReadError, SourceError
+from .kallsyms import MAX_SYMBOLS, kallsyms_problem
+from .outfile import check_output
+from .session import Session, check_root, open_core
 from .sources.elfcore import ElfCoreMemory
 from .tables import table_pages
 
@@ -56,6 +58,8 @@ def kallsyms_ranges(session: Session) -> List[Tuple[int, int]]:
     if num_va is None:
         return out
     n = _read_u32(session, num_va)
+    if not 0 < n <= MAX_SYMBOLS:
+        raise KmemdbgError(f"kallsyms_num_syms reads {n}: not a symbol count (1..{MAX_SYMBOLS})")
     out.append((num_va, 4))
     names = sym("kallsyms_names")
     if names is not None:
@@ -141,7 +145,7 @@ def symbol_ranges(path: str, names: Iterable[str]) -> List[Tuple[int, int]]:
     return out
 
 
-def kobject_keep(src: str, session: Session) -> Tuple[bytes, Set[int]]:
+def kobject_keep(src: str, session: Session, kallsyms: bool = True) -> Tuple[bytes, Set[int]]:
     """What a slice needs so that :mod:`kmemdbg.kobjects` works on it: (notes, physical pages).
 
     The notes are ``KMEMDBG_BTF`` (the BTF subset of the structs kobjects
@@ -150,11 +154,14 @@ def kobject_keep(src: str, session: Session) -> Tuple[bytes, Set[int]]:
     kobjects reads (vmap areas, vm_structs, vmap nodes, modules, module
     symbol tables), recorded by running it on the source.  Returns
     ``(b"", set())`` when the dump has no BTF or the objects cannot be read.
+    ``kallsyms=False`` does without the dump's kallsyms (they do not load).
     """
     from .kobjects import (BTF_NOTE, SUBSET_TYPES, SYMBOLS_NOTE, KernelObjects, MissingSymbolError,
                            drgn_kallsyms)
 
     try:
+        if not kallsyms:
+            raise MissingSymbolError("kallsyms not loadable")
         symbol, describe = drgn_kallsyms(src)
     except MissingSymbolError:
         symbol, describe = None, None
@@ -187,24 +194,38 @@ def kobject_keep(src: str, session: Session) -> Tuple[bytes, Set[int]]:
 
 def slice_core(src: str, dst: str, keep_va: Sequence[Tuple[int, int]] = (),
                keep_pa: Iterable[int] = (), kallsyms: bool = True,
-               symbols: Iterable[str] = LAYOUT_SYMBOLS, kobjects: bool = True) -> SliceReport:
+               symbols: Iterable[str] = LAYOUT_SYMBOLS, kobjects: bool = True,
+               allow_truncated: bool = False) -> SliceReport:
     """Write to ``dst`` a slice of the ELF core ``src`` (see module doc).
 
     ``keep_va`` lists extra virtual (start, size) ranges; ``keep_pa`` extra
     physical addresses whose pages are kept; ``symbols`` names kernel
     symbols whose words are kept (resolved through the dump's kallsyms);
     ``kobjects`` adds what :func:`kobject_keep` says vmap areas and modules
-    need.  Raises KmemdbgError subclasses with a one-line cause.
+    need.  ``dst`` is never ``src`` (see :mod:`kmemdbg.outfile`); a
+    truncated source is refused unless ``allow_truncated``, and a source whose
+    page tables cannot be read at all gives no slice.  Raises KmemdbgError
+    subclasses with a one-line cause.
     """
+    check_output(dst, [src])
     session = open_core(src)
     mem = session.memory
     if not isinstance(mem, ElfCoreMemory):  # pragma: no cover - open_core always gives one
         raise KmemdbgError("slice needs an ELF core source")
+    if mem.missing_bytes and not allow_truncated:
+        raise SourceError(f"{src}: the dump is truncated: {mem.missing_bytes} bytes of memory described by "
+                          "its program headers are missing (use --allow-truncated to slice what is there)")
+    check_root(session, allow_truncated)
     fmt = session.tables.format
     page = fmt.page_size
     tables = table_pages(fmt, session.walker.cache, session.tables.root_pa, high=True)
+    if not tables:
+        raise SourceError(f"{src}: the kernel root table (pa 0x{session.tables.root_pa:x}) cannot be read: "
+                          "a slice would hold no page tables")
     pages: Set[int] = set(tables)
     ksyms: Set[int] = set()
+    problem = kallsyms_problem(session)
+    kallsyms = kallsyms and problem is None
     if kallsyms:
         try:
             for va, size in kallsyms_ranges(session):
@@ -218,7 +239,7 @@ def slice_core(src: str, dst: str, keep_va: Sequence[Tuple[int, int]] = (),
         extra.add(pa - pa % page)
     extra_notes = b""
     if kobjects:
-        extra_notes, kobject_pages = kobject_keep(src, session)
+        extra_notes, kobject_pages = kobject_keep(src, session, kallsyms=kallsyms)
         extra |= kobject_pages
     keep = pages | ksyms | extra
     segments: List[Tuple[int, int, bytes]] = []
@@ -236,7 +257,8 @@ def slice_core(src: str, dst: str, keep_va: Sequence[Tuple[int, int]] = (),
             continue
         segments.append((start, mem.vaddr_of(start) or start, data))
     note = mem.note(b"VMCOREINFO") or b""
-    size = write_core(dst, mem.machine, note_bytes(b"VMCOREINFO", 0, note) + extra_notes, segments)
+    size = write_core(dst, mem.machine, note_bytes(b"VMCOREINFO", 0, note) + extra_notes, segments,
+                      inputs=[src])
     return SliceReport(dst, len(pages), len(ksyms - pages), len(extra - pages - ksyms),
                        tuple(unreadable), size)
 
