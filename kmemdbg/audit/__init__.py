@@ -89,7 +89,12 @@ def run_audit(kernel, rules: Optional[Sequence[str]] = None, *, addresses: Optio
     names = check_rules(rules)
     if addresses is not None and not rules:
         names.append("addresses")
-    ctx = context or AuditContext(kernel, progress=progress)
+    try:
+        ctx = context or AuditContext(kernel, progress=progress)
+    except KmemdbgError as err:
+        # no layout (a guess refused, a value rejected): no rule can run
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        return AuditReport(tuple(names), errors=[(name, why) for name in names])
     if progress is not None and ctx.progress is None:
         ctx.progress = progress
     before = kernel.walker.cache.reads

@@ -8,6 +8,7 @@ physical.
 from __future__ import annotations
 
 import json
+import re
 from typing import Iterable, List, Optional, Tuple
 
 from ..errors import AddressError
@@ -16,17 +17,26 @@ from .findings import Finding
 _SEVERITY = {"mismatch": "high", "unmapped": "medium", "ok": "info", "not-applicable": "info"}
 
 
+_HEX = re.compile(r"(?:0[xX])?([0-9a-fA-F]+)", re.ASCII)
+
+
+def _shown(text) -> str:
+    text = str(text)
+    return repr(text if len(text) <= 40 else text[:40] + "...")
+
+
 def _number(text) -> int:
+    if isinstance(text, bool) or not isinstance(text, (int, str)):
+        raise AddressError(f"{_shown(text)} is not a hexadecimal address")
     if isinstance(text, int):
-        return text
-    t = str(text).strip().lower()
-    t = t[2:] if t.startswith("0x") else t
-    try:
-        value = int(t, 16)
-    except ValueError:
-        raise AddressError(f"{text!r} is not a hexadecimal address") from None
-    if value >> 64 or not t:
-        raise AddressError(f"{text!r} is not a 64-bit address")
+        value = text
+    else:
+        m = _HEX.fullmatch(text.strip())
+        if m is None:
+            raise AddressError(f"{_shown(text)} is not a hexadecimal address")
+        value = int(m.group(1), 16)
+    if not 0 <= value < 1 << 64:
+        raise AddressError(f"{_shown(text)} is not a 64-bit address")
     return value
 
 
@@ -35,15 +45,17 @@ def parse_line(line: str) -> Optional[Tuple[int, Optional[int]]]:
 
     Raises AddressError naming what is wrong.
     """
+    if "\ufffd" in line:
+        raise AddressError("not UTF-8 text")
     t = line.strip()
     if not t or t.startswith("#"):
         return None
     if t.startswith("{"):
         try:
             obj = json.loads(t)
-        except ValueError as err:
-            raise AddressError(f"not valid JSON: {err}") from None
-        if "va" not in obj:
+        except (ValueError, RecursionError) as err:
+            raise AddressError(f"not valid JSON: {str(err).splitlines()[0] if str(err) else err}") from None
+        if not isinstance(obj, dict) or "va" not in obj:
             raise AddressError("JSON line without a \"va\" key")
         claim = obj.get("claimed_pa")
         return _number(obj["va"]), None if claim is None else _number(claim)

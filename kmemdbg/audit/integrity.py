@@ -24,6 +24,12 @@ from .findings import Finding
 
 #: Holes and splits closer than this (bytes) are reported as one finding.
 CLUSTER_BYTES = 2 << 20
+#: Linear-map mismatches reported one by one; the rest are counted in one more finding.
+MAX_MISMATCHES = 256
+#: A vmap area larger than this is not a real allocation (corrupt vmap_area or vm_struct).
+MAX_AREA_BYTES = 1 << 36
+#: Pages of vmap areas walked in one audit; areas past it are counted, not walked.
+MAX_AREA_PAGES = 1 << 20
 
 
 def _linear_pieces(ctx: AuditContext) -> List[Piece]:
@@ -45,10 +51,14 @@ def rule_linear_integrity(ctx: AuditContext) -> List[Finding]:
     splits: List[Tuple[int, int, set]] = []
     changes: List[Tuple[int, int, str, Optional[int]]] = []
     prev: Optional[Piece] = None
+    extra = extra_bytes = 0
     for p in pieces:
         want = ctx.arith_pa(p.start)
         perms = ctx.permissions(p).short()
-        if p.period or want is None or want != p.pa:
+        if (p.period or want is None or want != p.pa) and len(out) >= MAX_MISMATCHES:
+            extra += 1
+            extra_bytes += p.end - p.start
+        elif p.period or want is None or want != p.pa:
             what = "repeats one frame" if p.period else f"maps pa 0x{p.pa:x}"
             out.append(Finding("linear-integrity", "high", "mismatch", p.start, p.end, p.pa,
                                ctx.owner(p.start),
@@ -73,6 +83,11 @@ def rule_linear_integrity(ctx: AuditContext) -> List[Finding]:
             else:
                 changes.append((p.start, p.end, perms, p.pa))
         prev = p
+    if extra:
+        out.append(Finding("linear-integrity", "high", "mismatch", None, None, None, None,
+                           f"{extra} more linear-map runs ({extra_bytes} bytes) map other frames than "
+                           f"__pa() gives; only the first {MAX_MISMATCHES} are listed",
+                           (("runs", extra), ("bytes", extra_bytes))))
     for lo, hi in _cluster(holes):
         n = sum(1 for a, b in holes if lo <= a and b <= hi)
         size = sum(b - a for a, b in holes if lo <= a and b <= hi)
@@ -87,6 +102,13 @@ def rule_linear_integrity(ctx: AuditContext) -> List[Finding]:
                            f"linear map 0x{lo:016x}-0x{hi:016x} uses {'/'.join(sorted(sizes))} leaves where "
                            f"{_size(biggest)} leaves are used elsewhere: a split huge page",
                            (("leaf_levels", tuple(sorted(sizes))), ("largest_leaf", biggest))))
+    if len(changes) > MAX_MISMATCHES:
+        rest = changes[MAX_MISMATCHES:]
+        changes = changes[:MAX_MISMATCHES]
+        out.append(Finding("linear-integrity", "info", "set-memory", rest[0][0], rest[-1][1], None, None,
+                           f"{len(rest)} more linear-map runs in 0x{rest[0][0]:016x}-0x{rest[-1][1]:016x} "
+                           f"have other rights than the linear map's usual {usual}; only the first "
+                           f"{MAX_MISMATCHES} are listed", (("runs", len(rest)), ("usual", usual))))
     for lo, hi, perms, pa in changes:
         out.append(Finding("linear-integrity", "info", "set-memory", lo, hi, pa, None,
                            f"linear map 0x{lo:016x}-0x{hi:016x} is {perms} where the linear map is {usual}: "
@@ -118,9 +140,22 @@ def rule_vmalloc_integrity(ctx: AuditContext) -> List[Finding]:
     out: List[Finding] = []
     checked = pages_checked = contiguous = scattered = compared = 0
     init = ctx.sections().get("init")
+    budget = MAX_AREA_PAGES
+    corrupt: List[str] = []
+    skipped = 0
     for a in areas:
         if "ioremap" in a.flags and a.mapped_end <= a.start:
             continue
+        if not (a.start < a.end and a.start <= a.mapped_end <= a.end and a.end - a.start <= MAX_AREA_BYTES
+                and a.start % page == 0):
+            # a corrupt vmap_area or vm_struct: report it, never walk it
+            corrupt.append(f"0x{a.start:x}-0x{a.end:x} (mapped to 0x{a.mapped_end:x}, {a.name})")
+            continue
+        npages = (a.mapped_end - a.start) // page
+        if npages > budget:
+            skipped += 1
+            continue
+        budget -= npages
         checked += 1
         frames: List[Optional[int]] = []
         for va in range(a.start, a.mapped_end, page):
@@ -178,6 +213,15 @@ def rule_vmalloc_integrity(ctx: AuditContext) -> List[Finding]:
                                    f"{len(bad)} pages of vmap area 0x{a.start:016x} ({a.name}) map other "
                                    f"frames than vm_struct.pages records: 0x{va:016x} maps pa 0x{f:x}, "
                                    f"the area records pfn 0x{pfn:x}", (("pages", len(bad)),)))
+    if corrupt:
+        out.append(Finding("vmalloc-integrity", "medium", "corrupt-area", None, None, None, None,
+                           f"{len(corrupt)} vmap areas have impossible bounds and were not walked "
+                           f"(first {corrupt[0]}): the vmap area list is corrupt",
+                           (("areas", len(corrupt)), ("first", corrupt[0]))))
+    if skipped:
+        out.append(Finding("vmalloc-integrity", "info", "not-checked", None, None, None, None,
+                           f"{skipped} vmap areas were not walked: the audit walks at most "
+                           f"{MAX_AREA_PAGES} pages of vmap areas", (("areas", skipped),)))
     out.append(Finding("vmalloc-integrity", "info", "statistics", None, None, None, None,
                        f"{checked} vmap areas, {pages_checked} pages checked; {contiguous} physically "
                        f"contiguous, {scattered} scattered (of those with two pages or more); "
