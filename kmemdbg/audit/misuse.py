@@ -470,7 +470,8 @@ def rule_virt_to_phys_misuse(ctx: AuditContext) -> List[Finding]:
                 out.append(f)
             pos += n
     out.sort(key=lambda f: (-["info", "low", "medium", "high"].index(f.severity), f.start or 0))
-    out += _incomplete(scan, unreadable)
+    gaps = _incomplete(scan, unreadable)
+    out += gaps
     total = sum(scanned.values())
     if not total:
         raise LookupError("nothing to scan: " + "; ".join(w for ws in scan.missing.values() for w in ws))
@@ -479,10 +480,12 @@ def rule_virt_to_phys_misuse(ctx: AuditContext) -> List[Finding]:
     out.append(Finding(RULE, "info", "statistics", None, None, None, None,
                        f"scanned {total} bytes ({per_kind}) for the virt_to_phys/virt_to_page forms of "
                        f"{len(forms)} vmalloc/module pages in {seconds:.1f} s; {infos} numerically equal "
-                       f"values kept at info" + (f" ({infos - MAX_INFO} not listed)" if infos > MAX_INFO else ""),
+                       f"values kept at info" + (f" ({infos - MAX_INFO} not listed)" if infos > MAX_INFO else "")
+                       + ("; not fully scanned: " + "; ".join(f.explanation for f in gaps) if gaps else ""),
                        (("bytes", total),) + tuple((f"{k}_bytes", scanned[k]) for k in KINDS) +
                        (("pages", len(forms)), ("info_matches", infos), ("seconds", round(seconds, 3)),
-                        ("branches", tuple(sorted(forms.branches.items()))))))
+                        ("branches", tuple(sorted(forms.branches.items()))),
+                        ("not_scanned", tuple(f.evidence_dict()["memory_kind"] for f in gaps)))))
     return out
 
 
