@@ -433,9 +433,9 @@ def main(argv: Optional[List[str]] = None, kernel=None) -> int:
         tb = err.__traceback__
         while tb is not None and tb.tb_next is not None:
             tb = tb.tb_next
-        where = f" at {os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}" if tb else ""
-        print(f"kmemdbg: internal error ({type(err).__name__}{where}): {_one_line(err)} "
-              "(set KMEMDBG_TRACEBACK=1 for the traceback)", file=sys.stderr)
+        where = f"at {os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}; " if tb else ""
+        print(f"kmemdbg: internal error ({type(err).__name__}): {_one_line(err)} "
+              f"({where}KMEMDBG_TRACEBACK=1 shows the traceback)", file=sys.stderr)
         return 1
     try:
         if isinstance(out, str):
