@@ -182,15 +182,21 @@ def test_ptdump_inside_crash_costs_a_bounded_number_of_trips_and_none_when_repea
     assert len(k.walker.cache) <= first["round_trips"] <= 8 * len(k.walker.cache)
 
 
+#: crash 8.0.2 itself fails some pipes at random ("crash: pipe operation failed", seen with
+#: its own `sym -l | grep -c text` and no extension loaded), so each piped command is given
+#: this many tries and must work at least once
+PIPE_TRIES = 4
+
+
 def test_pipes_and_redirection_inside_crash():
     vas, _ = truth_addresses()
     with tempfile.TemporaryDirectory() as tmp:
         text_file, json_file = os.path.join(tmp, "pt.txt"), os.path.join(tmp, "audit.json")
         log = ch.run_crash(ch.dump_path("elf"), [
             f"kmemdbg ptdump > {text_file}",
-            "kmemdbg ptdump | grep -c ' NX '",
+            *["kmemdbg ptdump | grep -c ' NX '"] * PIPE_TRIES,
             f"kmemdbg --json audit --rule wx --rule user-kernel > {json_file}",
-            f"kmemdbg vtop {vas[0]} | grep '^region'",   # not head: crash itself fails on early-closing pipes
+            *[f"kmemdbg vtop {vas[0]} | grep '^region'"] * PIPE_TRIES,   # not head: crash fails early-closing pipes
         ])
         with open(text_file) as f:
             text = f.read()
@@ -210,7 +216,7 @@ def test_pipes_and_redirection_inside_crash():
     with redirect_stdout(out), redirect_stderr(io.StringIO()):
         cli.main(["vtop", vas[0]], kernel=_CLI[ch.dump_path("elf")])
     first = out.getvalue().splitlines()[0]
-    assert re.search(rf"^{re.escape(first)}$", log, re.M) and log.count(first) == 1, log[-1500:]
+    assert re.search(rf"^{re.escape(first)}$", log, re.M) and 1 <= log.count(first) <= PIPE_TRIES, log[-1500:]
 
 
 def _children(crash_pid: int):
@@ -222,7 +228,7 @@ def _children(crash_pid: int):
 def test_bad_cases_give_one_line_and_leave_crash_usable():
     """Child death, a Python error, a FATAL longjmp, an unreadable read, Ctrl-C, extend -u."""
     so = ch.extension()
-    probe = "kmemdbg vtop ffffffff81000000 | grep 'NOT MAPPED'"
+    probe = "kmemdbg vtop ffffffff81000000"     # no pipe: crash's own pipes fail at random
     ps = "!ps -o pid=,stat=,args= --ppid $PPID | grep -v -e ' ps ' -e 'sh -c' ; echo PS-END"
     script = [f"extend {so}", "kmemdbg __die", probe, "kmemdbg __raise", probe,
               "kmemdbg __fatal", probe, "kmemdbg __read 0x7ffffffff000", probe,
