@@ -69,6 +69,8 @@ def _open(args):
     import kmemdbg
 
     if getattr(args, "kernel", None) is not None:
+        if getattr(args, "guess_layout", False):
+            args.kernel.guess_layout = True
         return args.kernel
     sources = [x for x in (args.core, args.qmp) if x] + (["kcore"] if args.kcore else [])
     if len(sources) > 1:
