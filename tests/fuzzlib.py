@@ -453,15 +453,18 @@ def with_vmcoreinfo(dump: Dump, text: bytes) -> Patch:
 
 
 def edit_vmcoreinfo(dump: Dump, key: str, value: Optional[str], add: bool = False) -> Patch:
-    """Set ``key`` to ``value`` (None: remove the line; ``add``: append a second line)."""
+    """Set ``key`` to ``value``, appending the line where the dump has no such key
+    (None: remove the line; ``add``: append a second line)."""
     lines = []
+    found = False
     for k, v in vmcoreinfo_lines(dump):
         if k == key and not add:
+            found = True
             if value is not None:
                 lines.append(f"{k}={value}")
         else:
             lines.append(f"{k}={v}")
-    if add:
+    if add or (not found and value is not None):
         lines.append(f"{key}={value}")
     text = ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape")
     return with_vmcoreinfo(dump, text)
