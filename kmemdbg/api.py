@@ -137,22 +137,17 @@ def open(core: Optional[str] = None, kcore: bool = False, qmp: Optional[str] = N
             from .sources.kdump import KdumpMemory
 
             memory = KdumpMemory(core)
-            if memory.missing_bytes:
-                msg = f"{core}: the dump is truncated: {memory.missing_bytes} bytes of page " \
-                      "descriptors or page data are missing"
-                if not allow_truncated:
-                    raise SourceError(msg + " (use --allow-truncated to read what is there)")
-                notes.append(msg)
+            what = "page descriptors or page data"
         elif is_elf:
             memory = ElfCoreMemory(core)
-            if memory.missing_bytes:
-                msg = f"{core}: the dump is truncated: {memory.missing_bytes} bytes of memory " \
-                      "described by its program headers are missing"
-                if not allow_truncated:
-                    raise SourceError(msg + " (use --allow-truncated to read what is there)")
-                notes.append(msg)
+            what = "memory described by its program headers"
         else:
             raise SourceError(f"{core}: not a kernel dump (neither ELF nor kdump-compressed)")
+        if memory.missing_bytes:
+            msg = f"{core}: the dump is truncated: {memory.missing_bytes} bytes of {what} are missing"
+            if not allow_truncated:
+                raise SourceError(msg + " (use --allow-truncated to read what is there)")
+            notes.append(msg)
         note = memory.note(b"VMCOREINFO")
         if not note:
             raise SourceError(f"{core}: no VMCOREINFO (not a kernel dump, or qemu_fw_cfg was not loaded)")
