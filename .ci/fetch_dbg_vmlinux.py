@@ -13,11 +13,14 @@ and 75 s of extraction for the 6.1 package.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from vmcores.build import cache_root, sha256_file  # noqa: E402  (the factory's own cache and digest)
 
 #: recipe -> the -dbg package of its kernel, pinned
 PACKAGES = {
@@ -30,18 +33,6 @@ PACKAGES = {
                        "sha256": "77f6df0186af60d79a29c65a43e3ec772bd67d660f130f9b919f6be3d9513c1c"},
 }
 PACKAGES["x86_64-6.12-l5"] = PACKAGES["x86_64-6.12-l4"]
-
-
-def cache_root() -> str:
-    return os.environ.get("KMEMDBG_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "kmemdbg")
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fetch(recipe: str) -> str:
