@@ -37,12 +37,10 @@ import kmemdbg  # noqa: E402
 from kmemdbg.audit import run_audit  # noqa: E402
 from kmemdbg.audit.memkinds import KINDS  # noqa: E402
 from vmcores import build  # noqa: E402
+from vmcores.truth import PLANT_MEMORY_KIND as KIND_OF_PLANT  # noqa: E402
 
 RECIPES = ("x86_64-6.12-l4", "x86_64-6.12-l5", "x86_64-6.1-l4", "arm64-6.12-lpa2",
            "arm64-6.12-48bit", "arm64-6.12-16k", "arm64-6.1")
-KIND_OF_PLANT = {"module-data": "module", "module-bss": "module", "module-ro_after_init": "module",
-                 "slab": "slab", "page": "page", "vmalloc": "vmalloc", "percpu-static": "percpu",
-                 "percpu-dynamic": "percpu", "stack": "stack"}
 
 
 def measure(folder: str) -> dict:

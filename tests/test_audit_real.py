@@ -12,6 +12,7 @@ import pytest
 import kmemdbg
 from kmemdbg.audit import run_audit
 from realdumps import all_dumps
+from vmcores.truth import PLANT_MEMORY_KIND as KIND_OF_PLANT
 
 pytestmark = pytest.mark.real
 DUMPS = all_dumps()
@@ -66,10 +67,6 @@ X86 = [d for d in DUMPS if d.recipe.startswith("x86_64")]
 ALL = DUMPS
 
 
-#: the probe's plant kinds (truth.json "plants") -> the memory kind the rule names
-KIND_OF_PLANT = {"module-data": "module", "module-bss": "module", "module-ro_after_init": "module",
-                 "slab": "slab", "page": "page", "vmalloc": "vmalloc", "percpu-static": "percpu",
-                 "percpu-dynamic": "percpu", "stack": "stack"}
 
 
 def _plants(dump):

@@ -153,6 +153,12 @@ PLANT_FIELDS = ("kind", "form", "control", "word_va", "value", "source_va", "sou
                 "source_region", "source_page", "how")
 
 
+#: the probe's plant kinds -> the memory kind kmemdbg's misuse rule names for that memory
+PLANT_MEMORY_KIND = {"module-data": "module", "module-bss": "module", "module-ro_after_init": "module",
+                     "slab": "slab", "page": "page", "vmalloc": "vmalloc", "percpu-static": "percpu",
+                     "percpu-dynamic": "percpu", "stack": "stack"}
+
+
 def parse_plants(probe: List[Dict[str, Any]]) -> Dict[str, Any]:
     """The probe's planted stored-misuse values and their controls
     (``plant.*`` lines, see vmcores/probe/kmemdbg_probe.c), one dict each:
