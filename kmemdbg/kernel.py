@@ -19,69 +19,12 @@ from .memory import PhysicalMemory, TableCache
 from .physinfo import PhysInfo, describe
 from .session import Session
 from .sources.elfcore import ElfCoreMemory
+from .symbols import SymbolTable
 from .kernel_tables import kernel_tables
 from .tables import TreeFault, leaf_pa, sweep, table_pages
 from .virt_to_phys import MISMATCH, NOT_APPLICABLE, OK, UNMAPPED, Check, kernel_pa
 from .vmcoreinfo import VmcoreInfo
 from .walk import Walk, Walker
-
-
-class SymbolTable:
-    """Kernel symbols from DWARF (a vmlinux) or the dump's kallsyms tables, through drgn."""
-
-    def __init__(self, prog=None, source: str = "none") -> None:
-        self.prog = prog
-        self.source = source
-        self._cache: Dict[str, Optional[int]] = {}
-
-    @classmethod
-    def empty(cls) -> "SymbolTable":
-        return cls(None, "none")
-
-    @classmethod
-    def from_prog(cls, prog, vmlinux: Optional[str], notes: List[str],
-                  kallsyms: bool = True) -> "SymbolTable":
-        """DWARF from ``vmlinux`` when given and loadable, else the dump's kallsyms
-        (unless ``kallsyms`` is False); failures are appended to ``notes``."""
-        if vmlinux:
-            try:
-                prog.load_debug_info([vmlinux])
-                return cls(prog, f"DWARF from {vmlinux}")
-            except Exception as err:  # noqa: BLE001 - drgn raises MissingDebugInfoError and others
-                notes.append(f"debug info from {vmlinux} not loaded: {str(err).splitlines()[0]}")
-        if not kallsyms:
-            return cls(None, "none")
-        try:
-            from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
-
-            finder = load_vmlinux_kallsyms(prog)
-            if "kallsyms" not in prog.registered_symbol_finders():
-                prog.register_symbol_finder("kallsyms", finder, enable_index=0)
-            return cls(prog, "kallsyms tables in the dump")
-        except Exception as err:  # noqa: BLE001
-            notes.append(f"no symbols: kallsyms not loadable ({str(err).splitlines()[0] if str(err) else err})")
-            return cls(None, "none")
-
-    def address(self, name: str) -> Optional[int]:
-        """Virtual address of symbol ``name``, or None."""
-        if self.prog is None:
-            return None
-        if name not in self._cache:
-            try:
-                self._cache[name] = self.prog.symbol(name).address
-            except (LookupError, ValueError):
-                self._cache[name] = None
-        return self._cache[name]
-
-    def name_of(self, va: int) -> Optional[str]:
-        """``name+0xoff/0xsize`` for the symbol holding virtual ``va``, or None."""
-        if self.prog is None:
-            return None
-        try:
-            sym = self.prog.symbol(va)
-        except (LookupError, ValueError, OverflowError):
-            return None
-        return f"{sym.name}+0x{va - sym.address:x}/0x{sym.size:x}"
 
 
 @dataclass(frozen=True)
