@@ -118,8 +118,9 @@ def run_case(core: Optional[str], argv: List[str], stdin: str, as_json: bool) ->
         core = "@@no core@@"
     else:
         core = os.path.relpath(core, ROOT) if os.path.abspath(core).startswith(ROOT + os.sep) else core
-        cmd = [sys.executable, "-m", "kmemdbg", "--core", core] + (["--json"] if as_json else []) + argv + (["--json"] if as_json else []) + argv
-    env = dict(os.environ, PYTHONHASHSEED="0", COLUMNS="100")
+        cmd = [sys.executable, "-m", "kmemdbg", "--core", core] + (["--json"] if as_json else []) + argv
+    # drgn plugins (kmemdbg's own included) load by entry point, differently per environment
+    env = dict(os.environ, PYTHONHASHSEED="0", COLUMNS="100", DRGN_DISABLE_PLUGINS="*")
     env.pop("KMEMDBG_PROGRESS", None)
     p = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
     text = f"rc={p.returncode}\n--- stdout\n{_big(p.stdout)}--- stderr\n{_tracebacks(p.stderr)}"
