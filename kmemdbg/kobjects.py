@@ -26,18 +26,21 @@ bytes.
 """
 from __future__ import annotations
 
-import bisect
 import re
-from dataclasses import dataclass, replace
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from dataclasses import replace
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .btf import Btf, BtfError
 from .errors import KmemdbgError
+from .linux.errors import CorruptStructureError, KobjectsError, MissingSymbolError, NoTypeInfoError
+from .linux.lists import MAX_LIST_ENTRIES, list_for_each, rbtree_inorder  # noqa: F401 - re-exported
+from .linux.modules import ELF64_SYM_SIZE, Module, ModuleSection, ModuleSymbol, describe_in_module, \
+    elf64_symbols, symtab_names_end
+from .linux.vmalloc import VM_FLAG_WORDS, VMAP_RAM, VmapArea, area_purpose, busy_contains, find_area
 from .vmcoreinfo import VmcoreInfo
 
 BTF_NOTE = b"KMEMDBG_BTF"
 SYMBOLS_NOTE = b"KMEMDBG_SYMBOLS"
-MAX_LIST_ENTRIES = 1 << 20   # hard bound on any list or tree walk
 BTF_SCAN_BYTES = 64 << 20    # how far past _etext to look for the BTF header
 
 # The structs (and enums) kobjects reads; a slice's KMEMDBG_BTF note holds these.
@@ -45,114 +48,10 @@ SUBSET_TYPES = ("vmap_area", "vm_struct", "vmap_node", "rb_list", "rb_root", "rb
                 "list_head", "module", "module_memory", "module_layout", "mod_kallsyms",
                 "mod_mem_type", "module_state", "mod_tree_node", "elf64_sym")
 
-# include/linux/vmalloc.h: vm_struct.flags bits, in the order /proc/vmallocinfo prints them.
-# Stable since v5.x; VM_SPARSE was added in v6.9 (an older kernel never sets the bit).
-VM_IOREMAP, VM_ALLOC, VM_MAP, VM_USERMAP, VM_DMA_COHERENT, VM_SPARSE = (
-    0x1, 0x2, 0x4, 0x8, 0x10, 0x1000)
-VM_FLAG_WORDS = ((VM_IOREMAP, "ioremap"), (VM_SPARSE, "sparse"), (VM_ALLOC, "vmalloc"),
-                 (VM_MAP, "vmap"), (VM_USERMAP, "user"), (VM_DMA_COHERENT, "dma-coherent"))
-# vmap_area.flags (exists once the member does): the area was made by vm_map_ram().
-VMAP_RAM = 0x1
-
-ELF64_SYM_SIZE = 24
-SHN_UNDEF = 0
-
 Symbol = Callable[[str], Optional[int]]
 Describe = Callable[[int], Optional[str]]
 
 
-class KobjectsError(KmemdbgError):
-    """Kernel objects could not be read as the kernel would see them."""
-
-
-class NoTypeInfoError(KobjectsError):
-    """Neither a KMEMDBG_BTF note nor the kernel's own BTF is in the dump."""
-
-
-class MissingSymbolError(KobjectsError):
-    """A kernel symbol kobjects needs is in none of the symbol sources."""
-
-
-class CorruptStructureError(KobjectsError):
-    """A list or tree is cyclic, too long, inconsistent or points at unreadable memory."""
-
-
-@dataclass(frozen=True)
-class VmapArea:
-    """One vmap area as ``/proc/vmallocinfo`` shows it.
-
-    ``start``/``end`` (exclusive) are virtual and, when the area has a
-    ``vm_struct``, are ``vm->addr`` and ``vm->addr + vm->size`` (the size
-    includes the guard page, as vmallocinfo prints it); otherwise the
-    ``vmap_area`` range.  ``flags`` are vmallocinfo's words (``vmalloc``,
-    ``ioremap``, ``vm_map_ram``, ``unpurged``/``vm_area`` for lazily freed
-    areas...).  ``caller_name`` is formatted as ``%pS`` does
-    (``name+0xoff/0xsize`` with `` [module]`` for module code).  ``purpose``
-    is kmemdbg's guess from the caller (``module``, ``stack``, ``bpf``...),
-    not a kernel field.  ``phys_addr`` is physical (ioremap), ``pages_va``
-    the virtual address of the ``struct page *`` array.
-    """
-
-    start: int
-    end: int
-    size: int
-    flags: Tuple[str, ...]
-    caller: Optional[int]
-    caller_name: Optional[str]
-    nr_pages: int
-    phys_addr: Optional[int]
-    pages_va: Optional[int]
-    va_start: int
-    va_end: int
-    vmap_area_va: int
-    vm_struct_va: Optional[int]
-    state: str                  # "busy" or "lazy" (freed, awaiting purge)
-    purpose: Optional[str] = None
-
-    def contains(self, va: int) -> bool:
-        return self.start <= va < self.end
-
-
-@dataclass(frozen=True)
-class ModuleSection:
-    """One memory range of a module (``text``, ``rodata``, ``init_data``...): [start, end)."""
-
-    name: str
-    start: int
-    size: int
-
-    @property
-    def end(self) -> int:
-        return self.start + self.size
-
-
-@dataclass(frozen=True)
-class Module:
-    """A loaded module: ``base`` and ``size`` as ``/proc/modules`` shows them (bytes).
-
-    ``sections`` are its memory ranges (empty ranges left out); ``struct_va``
-    is the address of its ``struct module``.
-    """
-
-    name: str
-    state: str
-    base: int
-    size: int
-    sections: Tuple[ModuleSection, ...]
-    struct_va: int
-
-    def section_of(self, va: int) -> Optional[str]:
-        for s in self.sections:
-            if s.start <= va < s.end:
-                return s.name
-        return None
-
-
-@dataclass(frozen=True)
-class _Sym:
-    start: int
-    size: int
-    name: str
 
 
 # --- symbol and type sources ------------------------------------------------------
@@ -293,7 +192,7 @@ class KernelObjects:
         self._starts: List[int] = []
         self._modules: Optional[List[Module]] = None
         self._modules_error: Optional[str] = None
-        self._mod_syms: Dict[int, List[_Sym]] = {}
+        self._mod_syms: Dict[int, List[ModuleSymbol]] = {}
         self.unavailable: List[str] = []
         self.discovered: Dict[str, int] = {}
         self._layout: Dict[Tuple[str, str], Tuple[int, int]] = {}
@@ -341,48 +240,16 @@ class KernelObjects:
 
     # lists and trees
     def _list(self, head_va: int, what: str) -> Iterator[int]:
-        """Yield the virtual address of each node of the list at ``head_va``, checking back-links."""
+        """Each node of the list at ``head_va`` (:func:`kmemdbg.linux.lists.list_for_each`)."""
         nxt_off, _ = self._field("list_head", "next")
         prev_off, _ = self._field("list_head", "prev")
-        seen: Set[int] = set()
-        prev = head_va
-        node = self._u64(head_va + nxt_off, f"{what}: list head")
-        count = 0
-        while node != head_va:
-            count += 1
-            if count > MAX_LIST_ENTRIES:
-                raise CorruptStructureError(f"{what}: more than {MAX_LIST_ENTRIES} entries (a cycle?)")
-            if node in seen:
-                raise CorruptStructureError(f"{what}: entry {count} at 0x{node:016x} comes round again "
-                                            f"without reaching the head 0x{head_va:016x}")
-            seen.add(node)
-            raw = self._read(node, 16, f"{what}: entry {count}")
-            back = int.from_bytes(raw[prev_off:prev_off + 8], "little")
-            if back != prev:
-                raise CorruptStructureError(f"{what}: entry {count} at 0x{node:016x} has prev 0x{back:016x}, "
-                                            f"expected 0x{prev:016x}")
-            yield node
-            prev, node = node, int.from_bytes(raw[nxt_off:nxt_off + 8], "little")
+        return list_for_each(self.read, head_va, nxt_off, prev_off, what)
 
     def _rbtree(self, root_node_va: int, what: str) -> Iterator[int]:
-        """Yield the ``struct rb_node`` addresses of a tree in order (smallest key first)."""
+        """Each ``struct rb_node`` of a tree in order (:func:`kmemdbg.linux.lists.rbtree_inorder`)."""
         left_off, _ = self._field("rb_node", "rb_left")
         right_off, _ = self._field("rb_node", "rb_right")
-        size = self.btf.sizeof("rb_node")
-        seen: Set[int] = set()
-        stack: List[Tuple[int, int]] = []
-        node = root_node_va
-        while stack or node:
-            while node:
-                if node in seen or len(seen) >= MAX_LIST_ENTRIES:
-                    raise CorruptStructureError(f"{what}: node 0x{node:016x} reached twice or tree too large")
-                seen.add(node)
-                raw = self._read(node, size, f"{what}: rb_node")
-                stack.append((node, int.from_bytes(raw[right_off:right_off + 8], "little")))
-                node = int.from_bytes(raw[left_off:left_off + 8], "little")
-            node, right = stack.pop()
-            yield node
-            node = right
+        return rbtree_inorder(self.read, root_node_va, left_off, right_off, self.btf.sizeof("rb_node"), what)
 
     # vmap areas
     def _area_lists(self) -> List[Tuple[str, str, int, str]]:
@@ -484,27 +351,17 @@ class KernelObjects:
                     # (for example a module's init text, freed after loading)
                     name = f"0x{a.caller:x}"
                 flags = a.flags
-                if a.pages_va is not None and self._busy_contains(busy, a.pages_va):
+                if a.pages_va is not None and busy_contains(busy, a.pages_va):
                     flags = flags + ("vpages",)
-                a = _replace(a, caller_name=name, flags=flags, purpose=_purpose(name, flags))
+                a = _replace(a, caller_name=name, flags=flags, purpose=area_purpose(name, flags))
             out.append(a)
         self._areas = out
         return out
 
-    @staticmethod
-    def _busy_contains(busy: Sequence[VmapArea], va: int) -> bool:
-        # is_vmalloc_addr(): the page array itself lives in a vmalloc area
-        i = bisect.bisect_right([b.start for b in busy], va) - 1
-        return i >= 0 and busy[i].start <= va < busy[i].end
-
     def find_vmap_area(self, va: int) -> Optional[VmapArea]:
         """The area whose [start, end) holds virtual ``va`` (a busy one before a lazy one), or None."""
         areas = self.vmap_areas()
-        i = bisect.bisect_right(self._starts, va)
-        # areas do not overlap, except a lazily freed one with a busy successor
-        hits = [a for a in areas[max(0, i - 4):i] if a.contains(va)]
-        hits.sort(key=lambda a: a.state != "busy")
-        return hits[0] if hits else None
+        return find_area(areas, self._starts, va)
 
     # modules
     def _module_struct(self, mod_va: int) -> Module:
@@ -692,35 +549,14 @@ class KernelObjects:
         of the range (``text_size`` of the layout before v6.4, the memory
         range after).
         """
-        syms = self._module_symbols(mod)
-        best, nextval = None, None
-        sec = mod.section_of(va)
-        for s in mod.sections:
-            if s.name == sec:
-                nextval = s.end
-        if self.btf.has_member("module", "core_layout") and sec is not None:
-            text = [s for s in mod.sections if s.name == ("init_text" if sec.startswith("init_") else "text")]
-            if text and va < text[0].end:
-                # the kernel's rule before v6.4 bounds text symbols by text_size;
-                # data addresses (audit owners) are bounded by their own range
-                nextval = text[0].end
-        lo = next((s.start for s in mod.sections if s.name == sec), None)
-        if lo is not None:
-            syms = [s for s in syms if lo <= s.start]
-        for s in syms:
-            if s.start <= va and (best is None or s.start > best.start):
-                best = s
-            if va < s.start and (nextval is None or s.start < nextval):
-                nextval = s.start
-        if best is None or nextval is None:
-            return None
-        return f"{best.name}+0x{va - best.start:x}/0x{nextval - best.start:x} [{mod.name}]"
+        return describe_in_module(mod, self._module_symbols(mod), va,
+                                  self.btf.has_member("module", "core_layout"))
 
-    def _module_symbols(self, mod: Module) -> List[_Sym]:
+    def _module_symbols(self, mod: Module) -> List[ModuleSymbol]:
         got = self._mod_syms.get(mod.struct_va)
         if got is not None:
             return got
-        out: List[_Sym] = []
+        out: List[ModuleSymbol] = []
         ks_off, _ = self._field("module", "kallsyms")
         ks = self._u64(mod.struct_va + ks_off, f"module {mod.name}: kallsyms pointer")
         if ks:
@@ -728,41 +564,11 @@ class KernelObjects:
             n, symtab, strtab = k.u("num_symtab"), k.u("symtab"), k.u("strtab")
             if 0 < n <= 1 << 20:
                 tab = self._read(symtab, n * ELF64_SYM_SIZE, f"module {mod.name}: symtab")
-                names_end = max(int.from_bytes(tab[i * 24:i * 24 + 4], "little") for i in range(n)) + 256
+                names_end = symtab_names_end(tab, n)
                 strs = self._read(strtab, names_end, f"module {mod.name}: strtab") if names_end else b""
-                for i in range(1, n):
-                    e = tab[i * 24:(i + 1) * 24]
-                    st_name = int.from_bytes(e[0:4], "little")
-                    shndx = int.from_bytes(e[6:8], "little")
-                    value = int.from_bytes(e[8:16], "little")
-                    if shndx == SHN_UNDEF:
-                        continue
-                    end = strs.find(b"\0", st_name)
-                    name = strs[st_name:end if end >= 0 else len(strs)].decode("ascii", "replace")
-                    if _is_mapping_symbol(name):
-                        continue
-                    out.append(_Sym(value, int.from_bytes(e[16:24], "little"), name))
+                out = elf64_symbols(tab, strs, n)
         self._mod_syms[mod.struct_va] = out
         return out
-
-
-def _is_mapping_symbol(name: str) -> bool:
-    # kernel/module/kallsyms.c is_mapping_symbol(): local labels and arch mapping symbols
-    return name.startswith((".L", "L0", "$")) or not name
-
-
-def _purpose(caller: Optional[str], flags: Tuple[str, ...]) -> Optional[str]:
-    """kmemdbg's guess of what an area is for, from its caller's name (not a kernel field)."""
-    name = (caller or "").split("+", 1)[0]
-    if "ioremap" in flags:
-        return "ioremap"
-    if name in ("load_module", "module_alloc", "move_module") or name.startswith(("module_", "execmem")):
-        return "module"
-    if "stack" in name or name in ("scs_alloc", "dup_task_struct"):
-        return "stack"
-    if name.startswith(("bpf_", "__bpf")):
-        return "bpf"
-    return None
 
 
 def _replace(area: VmapArea, **changes) -> VmapArea:
