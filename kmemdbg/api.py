@@ -203,7 +203,8 @@ def open(core: Optional[str] = None, kcore: bool = False, qmp: Optional[str] = N
     if memory is None:
         from .sources.drgn_program import DrgnPhysicalMemory
 
-        memory = DrgnPhysicalMemory(prog)
+        memory = DrgnPhysicalMemory(prog, description, headers_path="/proc/kcore" if kcore else None,
+                                    headers_source="/proc/kcore KCORE_RAM p_vaddr - p_paddr")
     kernel = Kernel.build(memory, info, arch_name, description, prog, SymbolTable.empty(), notes)
     kernel.guess_layout = guess_layout
     check_root(kernel, allow_truncated)
@@ -214,7 +215,7 @@ def open(core: Optional[str] = None, kcore: bool = False, qmp: Optional[str] = N
         else:
             kernel.notes.append(f"no symbols: {why}")
     if kcore:
-        kernel.kcore_path = "/proc/kcore"
+        kernel.kcore_path = "/proc/kcore"   # until Kernel reads memory.linear_offset()
     return kernel
 
 

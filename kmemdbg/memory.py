@@ -3,49 +3,160 @@
 A memory source is anything with ``read(pa, size) -> bytes`` that reads
 *physical* bytes and raises :class:`~kmemdbg.errors.PhysicalReadError` when
 it cannot.  The walker only ever sees this protocol: a drgn Program, the MMU
-model and a raw core file all look the same to it.
+model and a raw core file all look the same to it.  What else a source knows
+(RAM ranges, notes, its architecture, whether it is live) it declares through
+:class:`MemorySource`; see :class:`PhysicalMemory`.
 """
 from __future__ import annotations
 
 import sys
-from typing import Dict, Optional
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
 
 from .errors import PhysicalReadError
 
-try:  # Python >= 3.8
-    from typing import Protocol
-except ImportError:  # pragma: no cover
-    Protocol = object  # type: ignore
+from typing import Protocol
 
 if sys.byteorder != "little":  # pragma: no cover - both supported targets are little-endian
     raise ImportError("kmemdbg decodes little-endian page tables with native memoryview casts")
 
 
+@dataclass(frozen=True)
+class LinearOffset:
+    """The direct-map offset a source's headers give: ``va = pa + offset`` (mod 2**64).
+
+    ``source`` names the headers ("ELF PT_LOAD p_vaddr - p_paddr",
+    "/proc/kcore KCORE_RAM p_vaddr - p_paddr"), as printed by ``layout``.
+    """
+
+    offset: int
+    source: str
+
+
 class PhysicalMemory(Protocol):
-    """Reads bytes of physical memory.
+    """Reads bytes of physical memory, and says what else it knows.
 
     ``read(pa, size)`` returns exactly ``size`` bytes starting at physical
-    address ``pa`` or raises :class:`PhysicalReadError`.
+    address ``pa`` or raises :class:`PhysicalReadError`.  That is the only
+    method the walker needs.  The rest are optional capabilities; every
+    source of kmemdbg declares them by deriving from :class:`MemorySource`,
+    whose defaults mean "not known" (None) or "no" (False, 0).  For any
+    other object with only ``read``, :func:`declared` supplies the defaults,
+    so a caller never probes with ``isinstance`` or ``getattr``.
 
-    A source whose unreadable ranges read back as zeros (``/proc/kcore``,
-    QEMU's gdbstub) sets ``zero_fills_holes = True`` so that results can say
-    that an all-zero table may be a hole rather than an empty table.
+    - ``zero_fills_holes``: unreadable ranges read back as zeros
+      (``/proc/kcore``, QEMU's gdbstub), so an all-zero table may be a hole.
+    - ``live``: the memory changes under the reader (a running kernel);
+      ``generation`` grows each time the target may have moved on, so a
+      per-snapshot cache that saw another generation must be dropped.
+    - ``description``: what the source is, in words (a path, "/proc/kcore").
+    - ``arch_hint``: the :class:`kmemdbg.arch.Arch` the source's headers name
+      (ELF ``e_machine``, a kdump header's utsname machine, drgn's platform),
+      or None when they name none.
+    - ``missing_bytes``: bytes the headers promise that the file lacks
+      (a truncated dump), 0 when complete.
+    - ``ram_ranges()``: sorted physical ``[start, end)`` ranges the source
+      holds (ELF PT_LOADs, a kdump bitmap), or None when unknown.
+    - ``note(name)``: the descriptor of the ELF-style note ``name`` (e.g.
+      ``b"VMCOREINFO"``), or None; ``vmcoreinfo()`` is that note's text.
+    - ``linear_offset(image_start_va)``: the direct-map offset the headers
+      give (segments at or above ``image_start_va``, the kernel image, are
+      skipped), or None.
     """
 
     zero_fills_holes: bool
+    live: bool
+    generation: int
+    description: str
+    arch_hint: Optional[object]
+    missing_bytes: int
 
     def read(self, pa: int, size: int) -> bytes:  # pragma: no cover - protocol
         ...
 
+    def ram_ranges(self) -> Optional[List[Tuple[int, int]]]:  # pragma: no cover - protocol
+        ...
 
-class BytesMemory:
+    def note(self, name: bytes) -> Optional[bytes]:  # pragma: no cover - protocol
+        ...
+
+    def vmcoreinfo(self) -> Optional[bytes]:  # pragma: no cover - protocol
+        ...
+
+    def linear_offset(self, image_start_va: int) -> Optional[LinearOffset]:  # pragma: no cover
+        ...
+
+
+class MemorySource:
+    """Defaults of every optional capability of :class:`PhysicalMemory`.
+
+    A source derives from this class, implements ``read`` and overrides what
+    it knows.  A live source calls :meth:`moved_on` when the target may have
+    changed (it resumed, or a new command starts).
+    """
+
+    zero_fills_holes: bool = False
+    live: bool = False
+    generation: int = 0
+    description: str = ""
+    arch_hint: Optional[object] = None   # a kmemdbg.arch.Arch
+    missing_bytes: int = 0
+
+    def read(self, pa: int, size: int) -> bytes:  # pragma: no cover - every source overrides it
+        raise NotImplementedError
+
+    def ram_ranges(self) -> Optional[List[Tuple[int, int]]]:
+        """Sorted physical ``[start, end)`` ranges the source holds; None when unknown."""
+        return None
+
+    def note(self, name: bytes) -> Optional[bytes]:
+        """Descriptor of the note called ``name``; None when the source has no notes."""
+        return None
+
+    def vmcoreinfo(self) -> Optional[bytes]:
+        """The VMCOREINFO text (up to its first NUL), or None."""
+        note = self.note(b"VMCOREINFO")
+        return note.split(b"\0", 1)[0] if note else None
+
+    def linear_offset(self, image_start_va: int) -> Optional[LinearOffset]:
+        """Direct-map offset from the source's headers, or None."""
+        return None
+
+    def moved_on(self) -> None:
+        """The target may have changed: per-snapshot caches must start over."""
+        self.generation += 1
+
+
+class _Declared(MemorySource):
+    """An object with only ``read`` (and maybe ``zero_fills_holes``), with the defaults."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+        self.zero_fills_holes = bool(getattr(inner, "zero_fills_holes", False))
+
+    def read(self, pa: int, size: int) -> bytes:
+        return self._inner.read(pa, size)  # type: ignore[attr-defined]
+
+
+def declared(memory: object) -> MemorySource:
+    """``memory`` itself when it declares its capabilities, else a view with the defaults.
+
+    Use this to ask an arbitrary source (a test's wrapper, a user's object)
+    for an optional capability: ``declared(m).ram_ranges()``.
+    """
+    return memory if isinstance(memory, MemorySource) else _Declared(memory)
+
+
+class BytesMemory(MemorySource):
     """Physical memory backed by one bytes-like object starting at ``base_pa``."""
-
-    zero_fills_holes = False
 
     def __init__(self, data: bytes, base_pa: int = 0) -> None:
         self._data = memoryview(data)
         self.base_pa = base_pa
+        self.description = f"{len(data)} bytes at pa 0x{base_pa:x}"
+
+    def ram_ranges(self) -> Optional[List[Tuple[int, int]]]:
+        return [(self.base_pa, self.base_pa + len(self._data))]
 
     def read(self, pa: int, size: int) -> bytes:
         off = pa - self.base_pa
@@ -62,14 +173,23 @@ class TableCache:
     A batch of walks therefore costs one source read per distinct table page.
     Read failures are cached too, so a bad table is asked for only once.
 
-    Use one cache per snapshot: for a live target call :meth:`clear` when it
-    may have moved on.
+    Use one cache per snapshot: for a live target call :meth:`fresh` before
+    a query; it drops the tables when the source's ``generation`` moved on
+    (or call :meth:`clear` directly).
     """
 
     def __init__(self, source: PhysicalMemory) -> None:
         self.source = source
         self._tables: Dict[int, object] = {}
         self.reads = 0
+        self.generation = declared(source).generation
+
+    def fresh(self) -> None:
+        """Drop every table read in an earlier generation of a live source."""
+        now = declared(self.source).generation
+        if now != self.generation:
+            self._tables.clear()
+            self.generation = now
 
     def table(self, pa: int, size: int) -> memoryview:
         """Entries of the table at physical ``pa`` (``size`` bytes); raises PhysicalReadError."""

@@ -50,6 +50,15 @@ def open_regular(path: str) -> int:
     return fd
 
 
+def magic_of(path: str, n: int) -> bytes:
+    """The first ``n`` bytes of the regular file ``path`` (SourceError for FIFOs, devices...)."""
+    fd = open_regular(path)
+    try:
+        return os.pread(fd, n, 0)
+    finally:
+        os.close(fd)
+
+
 def check_regular(path: str) -> None:
     """Raise SourceError unless ``path`` is a regular file that can be opened for reading."""
     os.close(open_regular(path))
@@ -96,4 +105,4 @@ class DumpFile:
             pass
 
 
-__all__ = ["DumpFile", "open_regular", "check_regular", "file_kind"]
+__all__ = ["DumpFile", "open_regular", "check_regular", "file_kind", "magic_of"]

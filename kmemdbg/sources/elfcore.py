@@ -18,6 +18,7 @@ import struct
 from typing import List, Optional, Tuple
 
 from ..errors import PhysicalReadError, SourceError
+from ..memory import LinearOffset, MemorySource
 from .dumpfile import DumpFile, open_regular
 
 PT_LOAD = 1
@@ -74,13 +75,17 @@ def linear_offset_from_headers(headers, image_start: int) -> Optional[int]:
     return None
 
 
-class ElfCoreMemory:
-    """Physical memory of a 64-bit little-endian ELF core file at ``path``."""
+class ElfCoreMemory(MemorySource):
+    """Physical memory of a 64-bit little-endian ELF core file at ``path``.
 
-    zero_fills_holes = False
+    Declares its RAM ranges (the PT_LOADs), its notes, its architecture
+    (``e_machine``), the direct-map offset of its PT_LOADs and the bytes a
+    truncated file lacks.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.description = path
         self._file = f = DumpFile(path, 64, "an ELF core")
         try:
             self._parse(f)
@@ -191,6 +196,16 @@ class ElfCoreMemory:
                 out += bytes(chunk_end - max(want, file_end))
             want = chunk_end
         return bytes(out)
+
+    def ram_ranges(self) -> Optional[List[Tuple[int, int]]]:
+        """Physical ``[start, end)`` of every PT_LOAD, sorted."""
+        return sorted((pa, pa + memsz) for pa, _f, _o, memsz, _v in self.loads)
+
+    def linear_offset(self, image_start_va: int) -> Optional[LinearOffset]:
+        """``p_vaddr - p_paddr`` of a direct-map PT_LOAD (see :func:`linear_offset_from_headers`)."""
+        headers = [(PT_LOAD, va, pa, memsz) for pa, _f, _o, memsz, va in self.loads]
+        offset = linear_offset_from_headers(headers, image_start_va)
+        return None if offset is None else LinearOffset(offset, "ELF PT_LOAD p_vaddr - p_paddr")
 
     def vaddr_of(self, pa: int) -> Optional[int]:
         """The p_vaddr the core gives physical ``pa`` (None when not covered)."""

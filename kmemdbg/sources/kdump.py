@@ -36,6 +36,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from ..errors import PhysicalReadError, SourceError
+from ..memory import MemorySource
 from ..vmcoreinfo import MAX_VMCOREINFO_BYTES
 from .dumpfile import DumpFile
 
@@ -64,13 +65,17 @@ def _popcounts(data: bytes) -> np.ndarray:
         np.unpackbits(words.view(np.uint8)).reshape(-1, 64).sum(axis=1)
 
 
-class KdumpMemory:
-    """Physical memory of a kdump-compressed core at ``path``.  Raises SourceError."""
+class KdumpMemory(MemorySource):
+    """Physical memory of a kdump-compressed core at ``path``.  Raises SourceError.
 
-    zero_fills_holes = False
+    Declares its RAM ranges (the dumped frames of the bitmap), its notes and
+    VMCOREINFO, its architecture (the header's utsname machine, when it names
+    one) and the bytes a truncated file lacks.
+    """
 
     def __init__(self, path: str, cache_blocks: int = 256) -> None:
         self.path = path
+        self.description = path
         self._file = DumpFile(path, 4096, "a kdump-compressed file")
         try:
             self._parse()
@@ -254,6 +259,10 @@ class KdumpMemory:
         if prev:
             edges.append(len(valid) * 8)
         return [(a * bs, min(b, self.max_mapnr) * bs) for a, b in zip(edges[::2], edges[1::2])]
+
+    def ram_ranges(self) -> Optional[List[Tuple[int, int]]]:
+        """:meth:`ranges`, sorted (they already are)."""
+        return sorted(self.ranges())
 
     def close(self) -> None:
         self._file.close()
