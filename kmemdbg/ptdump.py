@@ -25,14 +25,12 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .arch import arch_named
 from .arch.base import (MASK64, RESERVED, TABLE_FAN_OUT, TABLE_LOOP, TABLE_UNREADABLE, PagingFormat,
                         Permissions)
 from .errors import KmemdbgError, PhysicalReadError
 from .memory import TableCache
 
-#: Bits that record use, not attributes: x86 Accessed/Dirty, arm64 software dirty.
-#: The kernel's arm64 ptdump ignores them too; ranges are not split on them.
-_USE_BITS = {"x86_64": (1 << 5) | (1 << 6), "arm64": 1 << 55}
 #: Flag names left out of a range's flags for the same reason.
 _USE_FLAGS = frozenset({"A", "D", "SW_DIRTY"})
 
@@ -86,6 +84,7 @@ class LeafSweep:
         self.cache = cache
         self.root_pa = root_pa
         self.high = high
+        self.arch = arch_named(fmt.arch)
         self.faults: List[SweepFault] = []
         self._tkeys: Dict[Tuple[int, ...], int] = {(): 0}
         self._tkey_list: List[Tuple[int, ...]] = [()]
@@ -99,7 +98,8 @@ class LeafSweep:
         for f in fmt.address:
             if f.shift != 0:
                 others |= f.mask
-        self._use = _USE_BITS.get(fmt.arch, 0)
+        # bits that record use, not attributes: ranges are not split on them
+        self._use = self.arch.ptdump_use_bits
         self._attr = []
         self._pa_mask = []
         for lv in fmt.levels:
@@ -136,23 +136,12 @@ class LeafSweep:
         return got
 
     def va_of(self, bits_value: int) -> int:
-        fmt = self.format
-        if fmt.arch == "x86_64":
-            if bits_value >> (fmt.va_bits - 1) & 1:
-                return (bits_value | (MASK64 << fmt.va_bits)) & MASK64
-            return bits_value
-        if self.high:
-            return (bits_value | (MASK64 << fmt.va_bits)) & MASK64
-        return bits_value
+        """Virtual address of table-index bits ``bits_value`` (sign extension or the half)."""
+        return self.arch.va_of(self.format, bits_value, self.high)
 
     def default_range(self) -> Tuple[int, int]:
         """The kernel half as ``[start, end)`` virtual addresses."""
-        fmt = self.format
-        if fmt.arch == "x86_64":
-            return (MASK64 << (fmt.va_bits - 1)) & MASK64, 1 << 64
-        if self.high:
-            return (MASK64 << fmt.va_bits) & MASK64, 1 << 64
-        return 0, 1 << fmt.va_bits
+        return self.arch.kernel_range(self.format, self.high)
 
     def runs(self, va_start: Optional[int] = None, va_end: Optional[int] = None,
              progress: Optional[Progress] = None) -> List[Run]:
@@ -178,7 +167,7 @@ class LeafSweep:
         self._total = 0.0
         out = self._visit(self.root_pa, 0, 0, 0, b_lo, b_hi)
         result = []
-        half = 1 << (fmt.va_bits - 1) if fmt.arch == "x86_64" else None
+        half = 1 << (fmt.va_bits - 1) if self.arch.root_hole_index(fmt) >= 0 else None
         for r in out:
             s, e = max(r[START], b_lo), min(r[END], b_hi)
             if s >= e:
@@ -278,7 +267,7 @@ class LeafSweep:
             out = leaf_runs
         else:
             li = 0
-            half_idx = (nent >> 1) if (i == 0 and fmt.arch == "x86_64") else -1
+            half_idx = self.arch.root_hole_index(fmt) if i == 0 else -1
             child_tkey_cache: Dict[int, int] = {}
             if i == 0:
                 self._total = float(len(tables))
@@ -485,24 +474,10 @@ def fault_ranges(faults: Sequence[SweepFault], layout, start: Optional[int] = No
     return out
 
 
-_TABLE_FLAG_NAMES = {"x86_64": (("RW", 1 << 1, False), ("US", 1 << 2, False), ("NX", 1 << 63, True)),
-                     "arm64": (("PXNTable", 1 << 59, True), ("UXNTable", 1 << 60, True),
-                               ("APTable0", 1 << 61, True), ("APTable1", 1 << 62, True))}
-
-
 def table_flag_names(fmt: PagingFormat, raws: Sequence[int]) -> Tuple[str, ...]:
-    """Restrictions the table entries above a leaf impose, as flag names.
-
-    x86-64: ``!RW``/``!US`` where a table entry lacks RW/US, ``NX`` where one
-    sets it; arm64: the hierarchical PXNTable/UXNTable/APTable bits set.
-    """
-    out = []
-    for name, bit, when_set in _TABLE_FLAG_NAMES.get(fmt.arch, ()):
-        if when_set and any(r & bit for r in raws):
-            out.append(name)
-        elif not when_set and not all(r & bit for r in raws):
-            out.append("!" + name)
-    return tuple(out)
+    """Restrictions the table entries above a leaf impose, as flag names
+    (the architecture's ``ptdump_table_flags``)."""
+    return arch_named(fmt.arch).table_flag_names(raws)
 
 
 class Owners:
@@ -644,7 +619,7 @@ def ptdump(kernel, start: Optional[int] = None, end: Optional[int] = None, *,
             key = (p[LEVEL], p[ATTR], p[TKEY])
             got = names.get(key)
             if got is None:
-                leaf_raw = p[ATTR] | 1 if fmt.arch == "x86_64" else p[ATTR]
+                leaf_raw = p[ATTR] | sw.arch.ptdump_leaf_bits
                 flags = tuple(f for f in fmt.flags(leaf_raw, p[LEVEL], True) if f not in _USE_FLAGS)
                 got = names[key] = (flags, table_flag_names(fmt, sw.table_raws(p[TKEY])),
                                     sw.permissions(p))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Iterator, Tuple
 
+from .arch import arch_named
 from .arch.base import MASK64, TABLE_FAN_OUT, TABLE_LOOP, TABLE_UNREADABLE, PagingFormat
 from .errors import PhysicalReadError
 from .memory import TableCache
@@ -57,14 +58,6 @@ class TreeFault:
     detail: str
 
 
-def _va_of(fmt: PagingFormat, bits_value: int, high: bool) -> int:
-    if fmt.arch == "x86_64":
-        if bits_value >> (fmt.va_bits - 1) & 1:
-            return (bits_value | (MASK64 << fmt.va_bits)) & MASK64
-        return bits_value
-    return (bits_value | (MASK64 << fmt.va_bits)) & MASK64 if high else bits_value
-
-
 def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
           va_end: int = 1 << 64, high: bool = True, max_shared: int = MAX_SHARED_ENTRIES,
           ) -> Iterator["TreeEntry | TreeFault"]:
@@ -89,6 +82,7 @@ def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
     addr_of = fmt.output_address
     budget = [max_shared]
     counts: Dict[Tuple[int, int], int] = {}
+    va_of = arch_named(fmt.arch).va_of   # sign extension / half: an unknown arch is an error
 
     def entries_under(table_pa: int, i: int) -> int:
         """How many items a full visit of the table would yield (shared tables counted)."""
@@ -115,7 +109,7 @@ def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
         lv = levels[i]
         span = 1 << lv.shift
         seen = level_of.get(table_pa)
-        va0 = _va_of(fmt, base_bits, high)
+        va0 = va_of(fmt, base_bits, high)
         if seen is not None and seen != i:
             yield TreeFault(i, va0, span << lv.bits, table_pa, TABLE_LOOP,
                             f"table pa 0x{table_pa:x} already used at {levels[seen].name}")
@@ -141,7 +135,7 @@ def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
             if not raw & vmask:
                 continue
             bits_value = base_bits | (idx << lv.shift)
-            va = _va_of(fmt, bits_value, high)
+            va = va_of(fmt, bits_value, high)
             if va + span <= va_start or va >= va_end:
                 continue
             if i == last:

@@ -153,24 +153,14 @@ class VmcoreInfo:
 
 # -- what each architecture allows ----------------------------------------------------
 
-#: arm64 VA sizes the kernel can be built with (ARM64_VA_BITS_*).
-ARM64_VA_BITS = (36, 39, 42, 47, 48, 52)
-PAGE_SIZES = {"x86_64": (4096,), "arm64": (4096, 16384, 65536)}
 #: Keys whose NUMBER() is a kernel virtual address.
 _VA_NUMBERS = ("VMALLOC_START", "VMALLOC_END", "VMEMMAP_START", "VMEMMAP_END", "MODULES_VADDR",
                "MODULES_END")
 
 
-def _kernel_half_floor(info: VmcoreInfo, arch: str) -> int:
-    """Lowest kernel virtual address the paging mode allows (x86-64: canonical upper half)."""
-    if arch == "x86_64":
-        return (MASK64 << (56 if info.number("pgtable_l5_enabled") == 1 else 47)) & MASK64
-    va_bits = info.number("VA_BITS") or 52
-    return (MASK64 << va_bits) & MASK64
-
-
 def check_values(info: VmcoreInfo, arch: str) -> None:
-    """Check the VMCOREINFO values ``arch``'s layout rests on (range, alignment, plausibility).
+    """Check the VMCOREINFO values the layout of the architecture named ``arch`` rests on
+    (range, alignment, plausibility; the architecture's ``check_vmcoreinfo`` hook).
 
     Raises VmcoreinfoError naming the first key whose value the architecture
     does not allow.  Absent keys are not an error here.
@@ -178,43 +168,14 @@ def check_values(info: VmcoreInfo, arch: str) -> None:
     def fail(key: str, why: str) -> None:
         raise _bad(key, info.raw[key], why)
 
+    from .arch import arch_named  # the architectures read this module: import at call time
+
+    spec = arch_named(arch)
     page = info.page_size()
-    if page is not None and page not in PAGE_SIZES.get(arch, (page,)):
-        fail("PAGESIZE", f"not a {arch} page size ({', '.join(map(str, PAGE_SIZES[arch]))})")
-    if arch == "x86_64":
-        l5 = info.number("pgtable_l5_enabled")
-        if l5 is not None and l5 not in (0, 1):
-            fail("NUMBER(pgtable_l5_enabled)", "must be 0 or 1")
-        sme = info.number("sme_mask")
-        # the C-bit of AMD SME/SEV: one physical-address bit (cpuid 0x8000001f ebx[5:0])
-        if sme is not None and sme and (sme < 0 or sme & (sme - 1) or not 1 << 30 <= sme < 1 << 52):
-            fail("NUMBER(sme_mask)", "not 0 or one physical-address bit")
-        bits = info.number("MAX_PHYSMEM_BITS")
-        if bits is not None and not 36 <= bits <= 52:
-            fail("NUMBER(MAX_PHYSMEM_BITS)", "outside 36..52")
-        size = info.number("KERNEL_IMAGE_SIZE")
-        if size is not None and (not 0 < size <= 1 << 31 or size % 4096):
-            fail("NUMBER(KERNEL_IMAGE_SIZE)", "not a page-aligned size of at most 2 GiB")
-        base = info.number("phys_base")
-        if base is not None and (not -(1 << 52) < base < 1 << 52 or base % 4096):
-            fail("NUMBER(phys_base)", "not a page-aligned physical offset")
-    if arch == "arm64":
-        va_bits = info.number("VA_BITS")
-        if va_bits is not None and va_bits not in ARM64_VA_BITS:
-            fail("NUMBER(VA_BITS)", f"not an arm64 VA size ({', '.join(map(str, ARM64_VA_BITS))})")
-        t1sz = info.number("TCR_EL1_T1SZ")
-        if t1sz is not None and t1sz and not (12 <= t1sz <= 28 and 64 - t1sz <= (va_bits or 52)):
-            fail("NUMBER(TCR_EL1_T1SZ)", f"gives {64 - t1sz}-bit kernel addresses, not 36..{va_bits or 52}")
-        phys = info.number("PHYS_OFFSET")
-        if phys is not None and (not -(1 << 52) <= signed64(phys) < 1 << 52 or phys % 4096):
-            fail("NUMBER(PHYS_OFFSET)", "not a page-aligned 52-bit physical offset")
-        voff = info.number("kimage_voffset")
-        if voff is not None and (not (voff & MASK64) >> 63 or voff % 4096):
-            fail("NUMBER(kimage_voffset)", "not a page-aligned kernel-half offset")
-        size = info.size("page")
-        if size is not None and not 32 <= size <= 256:
-            fail("SIZE(page)", "not a plausible struct page size (32..256 bytes)")
-    floor = _kernel_half_floor(info, arch)
+    if page is not None and page not in spec.page_sizes:
+        fail("PAGESIZE", f"not a {arch} page size ({', '.join(map(str, spec.page_sizes))})")
+    spec.check_vmcoreinfo(info, fail)
+    floor = spec.kernel_half_floor(info)
     for name in _VA_NUMBERS:
         value = info.number(name)
         if value is not None and not floor <= value & MASK64:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 from typing import Iterable, List, Tuple
 
+from ..arch import arch_named
 from .context import AuditContext, Piece
 from .findings import Finding
 
@@ -21,7 +22,6 @@ _NO_EXEC_REGIONS = frozenset({"linear", "vmemmap", "fixmap", "pci-io", "kasan-sh
 #: vmap callers whose areas hold code (module loader, execmem, BPF JIT, kprobes).
 _CODE_CALLERS = ("module", "execmem", "bpf", "kprobe", "alloc_insn_page", "text_poke", "ftrace",
                  "paging_init", "declare_kernel_vmas", "map_kernel")
-X86_VSYSCALL = 0xFFFFFFFFFF600000
 
 
 def _kernel_half(ctx: AuditContext) -> Iterable[Piece]:
@@ -40,10 +40,11 @@ def _evidence(ctx: AuditContext, p: Piece, perms) -> Tuple[Tuple[str, object], .
 
 
 def rule_wx(ctx: AuditContext) -> List[Finding]:
-    """Writable and executable kernel mappings; on arm64 also code where PXN is expected
-    and user-executable kernel mappings."""
+    """Writable and executable kernel mappings; where the architecture maps data
+    privileged-execute-never (arm64 PXN) also code where PXN is expected and
+    user-executable kernel mappings."""
     out = []
-    arm64 = ctx.kernel.arch == "arm64"
+    expects_pxn = arch_named(ctx.kernel.arch).expects_pxn
     for p in _kernel_half(ctx):
         perms = ctx.permissions(p)
         if perms.kernel_write and perms.kernel_exec:
@@ -54,7 +55,7 @@ def rule_wx(ctx: AuditContext) -> List[Finding]:
                                + (f", owned by {owner}" if owner else "")
                                + ": code can be written and run there", _evidence(ctx, p, perms)))
             continue
-        if not arm64:
+        if not expects_pxn:
             continue
         if perms.user_exec:
             out.append(Finding("wx", "high", "user-exec", p.start, p.end, p.pa, ctx.owner(p.start),
@@ -84,11 +85,12 @@ def rule_wx(ctx: AuditContext) -> List[Finding]:
 def rule_user_kernel(ctx: AuditContext) -> List[Finding]:
     """User-accessible mappings in the kernel half."""
     out = []
+    vsyscall = arch_named(ctx.kernel.arch).vsyscall_va
     for p in _kernel_half(ctx):
         perms = ctx.permissions(p)
         if not perms.user_read:
             continue
-        if ctx.kernel.arch == "x86_64" and p.start == X86_VSYSCALL and p.end - p.start == 4096 \
+        if vsyscall is not None and p.start == vsyscall and p.end - p.start == 4096 \
                 and not perms.user_write:
             out.append(Finding("user-kernel", "info", "vsyscall", p.start, p.end, p.pa, "vsyscall page",
                                "the legacy vsyscall page is user-readable by design (vsyscall=emulate)",

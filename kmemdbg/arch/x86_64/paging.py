@@ -23,7 +23,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Sequence, Tuple
 
-from .base import (MASK64, NOT_PRESENT, PROT_NONE, SWAP, AddressField, InvalidEntry, Level,
+from ..base import (MASK64, NOT_PRESENT, PROT_NONE, SWAP, AddressField, InvalidEntry, Level,
                    PagingFormat, Permissions, bits)
 
 P, RW, US, PWT, PCD, A, D, PS, G = (1 << b for b in range(9))

@@ -32,7 +32,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Optional, Sequence, Tuple
 
-from .base import (NOT_PRESENT, PROT_NONE, SWAP, AddressField, InvalidEntry, PagingFormat,
+from ..base import (NOT_PRESENT, PROT_NONE, SWAP, AddressField, InvalidEntry, PagingFormat,
                    Permissions, bits, split_levels)
 
 VALID = 1 << 0

@@ -1,0 +1,78 @@
+"""x86-64 address arithmetic: ``__pa()``, ``__va()``, ``virt_to_page()`` and the vmemmap base.
+
+``__pa()`` without ``CONFIG_DEBUG_VIRTUAL`` (``arch/x86/include/asm/page_64.h``,
+``__phys_addr_nodebug``): ``va - __START_KERNEL_map + phys_base`` for
+``va >= __START_KERNEL_map``, else ``va - page_offset_base``.  Both branches
+are correct only for the image and the direct map; everything else silently
+gets garbage.  All ``pa`` values are physical, ``va`` virtual.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+from ..base import MASK64
+from ..spec import PaArithmetic, PageArray
+from .paging import START_KERNEL_MAP
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ...layout import Layout
+    from ...vmcoreinfo import VmcoreInfo
+
+
+def _debug_direct(layout: "Layout", va: int, pa: int, pob: int) -> str:
+    """What ``__phys_addr()`` (arch/x86/mm/physaddr.c) does with a direct-map-branch ``va``:
+    VIRTUAL_BUG_ON when ``va`` is below PAGE_OFFSET or ``!phys_addr_valid(pa)``, i.e.
+    ``pa >> boot_cpu_data.x86_phys_bits`` is not 0."""
+    if va < pob:
+        return "would BUG (VIRTUAL_BUG_ON: below PAGE_OFFSET)"
+    phys_bits = layout.value("x86_phys_bits")
+    if phys_bits is None or not 0 < phys_bits <= 64:
+        return ("unknown: phys_addr_valid() needs boot_cpu_data.x86_phys_bits, which is "
+                + layout.value_source("x86_phys_bits"))
+    src = layout.value_source("x86_phys_bits")
+    if pa >> phys_bits:
+        return f"would BUG (VIRTUAL_BUG_ON: !phys_addr_valid(): beyond {phys_bits} physical bits, from {src})"
+    return f"accepted (within {phys_bits} physical bits, from {src})"
+
+
+def kernel_pa(layout: "Layout", va: int) -> PaArithmetic:
+    """The kernel's own ``__pa(va)``; ``pa`` is None when a quantity is missing."""
+    v = layout.value
+    if va >= START_KERNEL_MAP:
+        phys_base = v("phys_base")
+        if phys_base is None:
+            return PaArithmetic(None, "image branch needs phys_base (missing)", "")
+        y = va - START_KERNEL_MAP
+        image = v("kernel_image_size") or (1 << 30)
+        dbg = "would BUG (VIRTUAL_BUG_ON: beyond KERNEL_IMAGE_SIZE)" if y >= image else "accepted"
+        return PaArithmetic((y + phys_base) & MASK64,
+                            "image branch: va - __START_KERNEL_map + phys_base", dbg)
+    pob = v("page_offset_base")
+    if pob is None:
+        return PaArithmetic(None, "direct-map branch needs page_offset_base (missing)", "")
+    pa = (va - pob) & MASK64
+    return PaArithmetic(pa, "direct-map branch: va - page_offset_base", _debug_direct(layout, va, pa, pob))
+
+
+def virt_to_page(layout: "Layout", va: int, pages: PageArray) -> PaArithmetic:
+    """``virt_to_page(va)``: ``pfn_to_page(__pa(va) >> PAGE_SHIFT)``, i.e. ``vmemmap + pfn``
+    (SPARSEMEM_VMEMMAP), so it inherits both ``__pa()`` branches.  The virtual
+    ``struct page *`` is returned in ``pa``'s place."""
+    arith = kernel_pa(layout, va)
+    if arith.pa is None:
+        return arith
+    return PaArithmetic((pages.vmemmap_va + (arith.pa >> pages.page_shift) * pages.entry_bytes) & MASK64,
+                        f"virt_to_page(): vmemmap + (__pa() >> PAGE_SHIFT), __pa() by the {arith.branch}",
+                        arith.debug_virtual)
+
+
+def linear_va(layout: "Layout", pa: int) -> Optional[int]:
+    """``__va(pa)``: the direct-map virtual address ``page_offset_base + pa``."""
+    pob = layout.value("page_offset_base")
+    return None if pob is None else (pob + pa) & MASK64
+
+
+def vmemmap_base(info: "VmcoreInfo", layout: "Layout", page_shift: int, entry_bytes: int) -> Optional[int]:
+    """Virtual address of pfn 0's struct page when VMCOREINFO has no ``SYMBOL(vmemmap)``:
+    ``vmemmap_base`` of the layout."""
+    return layout.value("vmemmap_base")
