@@ -15,14 +15,18 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from .errors import KmemdbgError
 from .layout import MASK64, START_KERNEL_MAP, Evidence, Layout, Region, discover
-from .memory import PhysicalMemory, TableCache
-from .physinfo import PhysInfo, describe
+from .linux.owners import IMAGE_SECTIONS, OwnerIndex, first_line
+from .linux.page import page_struct_bytes
+from .linux.tasks import Task, TaskOffsets, for_each_task
+from .linux.vmalloc import VmapArea
+from .memory import PhysicalMemory, TableCache, declared
+from .physinfo import PageEvidence, PhysInfo, RamEnd, describe
 from .session import Session
-from .sources.elfcore import ElfCoreMemory
 from .symbols import SymbolTable
 from .kernel_tables import kernel_tables
 from .tables import TreeFault, leaf_pa, sweep, table_pages
-from .virt_to_phys import MISMATCH, NOT_APPLICABLE, OK, UNMAPPED, Check, kernel_pa
+from .verdicts import WalkFault, judge, slab_detail, vmap_detail
+from .virt_to_phys import Check, kernel_pa
 from .vmcoreinfo import VmcoreInfo
 from .walk import Walk, Walker
 
@@ -84,11 +88,14 @@ class Kernel(Session):
         self.notes = list(notes)
         self._layout: Optional[Layout] = None
         self._tables: Optional[Dict[int, int]] = None
-        self._reverse: Optional[Tuple[List[int], List[Tuple[int, int, int, int]]]] = None
-        #: faults of the sweep behind phys_to_virts() (tables.TreeFault), once it ran
-        self.reverse_faults: List[TreeFault] = []
+        self._reverse: Optional[ReverseMap] = None
         self._objects = None
+        #: why the typed kernel objects could not be built (once, when first asked), or None
         self._objects_error: Optional[str] = None
+        self._owners: Optional[OwnerIndex] = None
+        self._slabs = None
+        self._pages: Optional[PageEvidence] = None
+        self._vmap_allocs: Dict[int, Allocation] = {}
         self.kcore_path: Optional[str] = None   # set for live /proc/kcore sessions
         #: accept layout defaults where the dump gives no evidence (else LayoutError)
         self.guess_layout = False
@@ -105,31 +112,17 @@ class Kernel(Session):
     def _read_int(self, va: int, size: int) -> Optional[int]:
         try:
             return int.from_bytes(self.read(va, size), "little")
-        except Exception:  # noqa: BLE001 - any read failure means "no evidence"
+        except KmemdbgError:  # a read failure means "no evidence"
             return None
 
     def ram(self) -> List[Tuple[int, int]]:
-        """Physical ``[start, end)`` ranges of memory the source holds."""
-        if isinstance(self.memory, ElfCoreMemory):
-            return sorted((pa, pa + memsz) for pa, _f, _o, memsz, _v in self.memory.loads)
-        ranges = getattr(self.memory, "ranges", None)
-        return sorted(ranges()) if callable(ranges) else []
+        """Physical ``[start, end)`` ranges of memory the source holds ([] when it does not say)."""
+        return sorted(declared(self.memory).ram_ranges() or [])
 
     def _elf_linear_offset(self) -> Tuple[Optional[int], str]:
-        """``p_vaddr - p_paddr`` of a direct-map segment of the dump file or of /proc/kcore."""
-        from .sources.elfcore import linear_offset_from_headers, program_headers
-
-        if isinstance(self.memory, ElfCoreMemory):
-            headers = [(1, va, pa, memsz) for pa, _f, _o, memsz, va in self.memory.loads]
-            return linear_offset_from_headers(headers, START_KERNEL_MAP), "ELF PT_LOAD p_vaddr - p_paddr"
-        if self.kcore_path:
-            try:
-                headers = program_headers(self.kcore_path)
-            except Exception:  # noqa: BLE001 - evidence, not a requirement
-                return None, ""
-            return linear_offset_from_headers(headers, START_KERNEL_MAP), \
-                "/proc/kcore KCORE_RAM p_vaddr - p_paddr"
-        return None, ""
+        """``p_vaddr - p_paddr`` of a direct-map segment of the source's headers (dump file, /proc/kcore)."""
+        found = declared(self.memory).linear_offset(START_KERNEL_MAP)
+        return (found.offset, found.source) if found is not None else (None, "")
 
     @property
     def layout(self) -> Layout:
@@ -184,6 +177,8 @@ class Kernel(Session):
         out += [f"layout: {q} is a guess (a default, no evidence in the dump)" for q in self.layout.guessed]
         if self._objects_error:
             out.append(self._objects_error)
+        if self._owners is not None:
+            out += [f"{u.what} unreadable: {u.reason}" for u in self._owners.unavailable]
         return out
 
     def table_pages(self) -> Dict[int, int]:
@@ -192,93 +187,101 @@ class Kernel(Session):
             self._tables = table_pages(self.tables.format, self.walker.cache, self.tables.root_pa)
         return self._tables
 
-    # -- allocations --------------------------------------------------------
+    # -- components, each built once ------------------------------------------
     def objects(self):
-        """Typed kernel objects (vmap areas, modules) from BTF, or None when there is no type info."""
+        """Typed kernel objects (vmap areas, modules) from BTF, or None when there is no type info
+        (the reason is then in :attr:`missing`)."""
         if self._objects is None and self._objects_error is None:
-            try:
-                from .kobjects import KernelObjects
+            from .kobjects import KernelObjects
 
+            try:
                 objs = KernelObjects(self, symbol=self.symbols.address, describe=self.symbols.name_of)
                 objs.btf  # load types now so a missing type source is reported here
                 self._objects = objs
-            except Exception as err:  # noqa: BLE001 - degrade: classification without allocations
+            except KmemdbgError as err:  # degrade: classification without allocations
                 self._objects_error = f"no allocation data: {str(err).splitlines()[0] if str(err) else err}"
         return self._objects
 
-    def _module_index(self):
-        """Module sections sorted by start: ([start], [(end, module, section)]), built once."""
-        got = getattr(self, "_modidx", None)
-        if got is None:
-            rows = []
-            objs = self.objects()
-            if objs is not None:
-                try:
-                    for mod in objs.modules():
-                        for sec in mod.sections:
-                            rows.append((sec.start, sec.end, mod, sec))
-                except Exception as err:  # noqa: BLE001 - a corrupt module list degrades to no answer
-                    self.notes.append(f"module list unreadable: {str(err).splitlines()[0]}")
-            rows.sort(key=lambda r: r[0])
-            got = self._modidx = ([r[0] for r in rows], rows)
-        return got
+    @property
+    def owners(self) -> OwnerIndex:
+        """Who owns a kernel virtual address (:class:`kmemdbg.linux.owners.OwnerIndex`)."""
+        if self._owners is None:
+            self._owners = OwnerIndex(self.symbols.address, self.objects)
+        return self._owners
 
+    def slabs(self):
+        """Slab lookups (:class:`kmemdbg.slab.Slabs`), built once."""
+        if self._slabs is None:
+            from .slab import Slabs
+
+            self._slabs = Slabs(self)
+        return self._slabs
+
+    def struct_pages(self) -> Tuple[Optional[int], int]:
+        """(virtual base of the struct page array for pfn 0, SIZE(page) in bytes).
+
+        ``SYMBOL(vmemmap)`` where VMCOREINFO has it (6.9+), else x86-64's
+        ``vmemmap_base`` and arm64's ``VMEMMAP_START - (PHYS_OFFSET >>
+        PAGE_SHIFT) * SIZE(page)`` (arch/arm64/include/asm/memory.h).  The
+        base is None when nothing gives it.
+        """
+        info = self.info
+        size = page_struct_bytes(info)
+        base = info.symbol("vmemmap")
+        if base is None and self.arch == "x86_64":
+            base = self.layout.value("vmemmap_base")
+        if base is None and self.arch == "arm64":
+            start, phys = info.number("VMEMMAP_START"), self.layout.value("PHYS_OFFSET")
+            if start is not None and phys is not None:
+                base = (start - (phys >> self.tables.format.page_shift) * size) & MASK64
+        return base, size
+
+    def page_evidence(self) -> PageEvidence:
+        """What :meth:`describe_pa` needs, worked out once: vmemmap, the image's physical range,
+        the kernel's end of RAM and the source's RAM ranges."""
+        if self._pages is None:
+            image = None
+            text, end = self.symbols.address("_text"), self.symbols.address("_end")
+            if text is not None and end is not None:
+                lo, hi = kernel_pa(self.layout, text).pa, kernel_pa(self.layout, end).pa
+                if lo is not None and hi is not None:
+                    image = (lo, hi)
+            ram_end = None
+            max_pfn = self.symbols.address("max_pfn")
+            if max_pfn is not None:
+                value = self._read_int(max_pfn, 8)
+                if value:
+                    ram_end = RamEnd(value * self.tables.format.page_size, "the kernel's max_pfn")
+            self._pages = PageEvidence(self.tables.format.page_size, tuple(self.ram()), ram_end, image,
+                                       self.struct_pages()[0])
+        return self._pages
+
+    # -- allocations --------------------------------------------------------
     def _module_allocation(self, va: int) -> Optional[Allocation]:
-        starts, rows = self._module_index()
-        i = bisect.bisect_right(starts, va) - 1
-        if i < 0 or not va < rows[i][1]:
+        sec = self.owners.module_at(va)
+        if sec is None:
             return None
-        _start, _end, mod, sec = rows[i]
-        objs = self.objects()
         try:
-            where = objs.describe_address(va)
-        except Exception:  # noqa: BLE001 - the module's symbol table may be missing (slices)
+            where = self.objects().describe_address(va)
+        except KmemdbgError:  # the module's symbol table may be missing (slices)
             where = None
-        return Allocation("module", mod.name, sec.start, sec.end, flags=(sec.name,),
-                          detail=where or f"{mod.name} {sec.name}")
+        return Allocation("module", sec.name, sec.start, sec.end, flags=(sec.section,),
+                          detail=where or f"{sec.name} {sec.section}")
 
     def _vmap_allocation(self, va: int) -> Optional[Allocation]:
-        objs = self.objects()
-        if objs is None:
-            return None
-        try:
-            area = objs.find_vmap_area(va)
-        except Exception as err:  # noqa: BLE001
-            self.notes.append(f"vmap areas unreadable: {str(err).splitlines()[0]}")
-            return None
+        area = self.owners.vmap_area_at(va)
         if area is None:
             return None
-        memo = self.__dict__.setdefault("_vmap_allocs", {})
-        got = memo.get(id(area))
-        if got is not None:
-            return got
-        name = area.purpose or (area.flags[0] if area.flags else "vmap area")
-        detail = f"{area.nr_pages} pages" if area.nr_pages else ""
-        if area.phys_addr:
-            detail += f"{', ' if detail else ''}phys 0x{area.phys_addr:x}"
-        if area.state != "busy":
-            detail += f"{', ' if detail else ''}{area.state}"
-        got = memo[id(area)] = Allocation("vmap-area", name, area.start, area.end, area.caller_name,
-                                          area.flags, detail)
+        got = self._vmap_allocs.get(id(area))
+        if got is None:
+            got = self._vmap_allocs[id(area)] = _area_allocation(area)
         return got
 
     def _image_section(self, va: int) -> Optional[Allocation]:
-        for name, lo, hi in IMAGE_SECTIONS:
-            a, b = self.symbols.address(lo), self.symbols.address(hi)
-            if a is not None and b is not None and a <= va < b:
-                sym = self.symbols.name_of(va)
-                return Allocation("image-section", f".{name}", a, b, detail=sym or "")
-        return None
-
-    def allocation_of(self, va: int, region: Region) -> Optional[Allocation]:
-        """The allocation holding ``va``: image section, module section or vmap area."""
-        if region.kind == "kernel-image":
-            return self._image_section(va)
-        if region.kind in ("vmalloc", "module"):
-            return self._module_allocation(va) or self._vmap_allocation(va)
-        if region.kind in ("linear", "percpu"):
-            return self._slab_allocation(va)
-        return None
+        sec = self.owners.image_section_at(va)
+        if sec is None:
+            return None
+        return Allocation("image-section", sec.name, sec.start, sec.end, detail=self.symbols.name_of(va) or "")
 
     def _slab_allocation(self, va: int) -> Optional[Allocation]:
         pa = self.walker.walk(va).pa
@@ -289,10 +292,18 @@ class Kernel(Session):
             return None
         base = va - (pa - obj.object_pa) if obj.object_pa is not None else va - (pa - obj.head_pa)
         size = obj.object_size or self.tables.format.page_size
-        offset = va - base
         return Allocation("slab-object", obj.cache or "slab object", base, base + size,
-                          detail=f"offset 0x{offset:x} in a {size}-byte object" if obj.object_size
-                          else "slab page (cache unknown: no struct slab type)")
+                          detail=slab_detail(va - base, obj.object_size))
+
+    def allocation_of(self, va: int, region: Region) -> Optional[Allocation]:
+        """The allocation holding ``va``: image section, module section, vmap area or slab object."""
+        if region.kind == "kernel-image":
+            return self._image_section(va)
+        if region.kind in ("vmalloc", "module"):
+            return self._module_allocation(va) or self._vmap_allocation(va)
+        if region.kind in ("linear", "percpu"):
+            return self._slab_allocation(va)
+        return None
 
     def classify(self, va: int) -> Classification:
         """The region of virtual ``va`` and the allocation in it where known."""
@@ -307,75 +318,25 @@ class Kernel(Session):
         return Classification(va, region, alloc)
 
     # -- cross-check ----------------------------------------------------------
-    def struct_pages(self) -> Tuple[Optional[int], int]:
-        """(virtual base of the struct page array for pfn 0, SIZE(page) in bytes).
-
-        ``SYMBOL(vmemmap)`` where VMCOREINFO has it (6.9+), else x86-64's
-        ``vmemmap_base`` and arm64's ``VMEMMAP_START - (PHYS_OFFSET >>
-        PAGE_SHIFT) * SIZE(page)`` (arch/arm64/include/asm/memory.h).  The
-        base is None when nothing gives it.
-        """
-        info = self.info
-        size_text = info.text("SIZE(page)")
-        size = int(size_text) if size_text and size_text.isdigit() else 64
-        base = info.symbol("vmemmap")
-        if base is None and self.arch == "x86_64":
-            base = self.layout.value("vmemmap_base")
-        if base is None and self.arch == "arm64":
-            start, phys = info.number("VMEMMAP_START"), self.layout.value("PHYS_OFFSET")
-            if start is not None and phys is not None:
-                base = (start - (phys >> self.tables.format.page_shift) * size) & MASK64
-        return base, size
-
-    def slabs(self):
-        """Slab lookups (:class:`kmemdbg.slab.Slabs`), built once."""
-        got = getattr(self, "_slabs", None)
-        if got is None:
-            from .slab import Slabs
-
-            got = self._slabs = Slabs(self)
-        return got
-
-    def _pa_evidence(self):
-        """What describe_pa needs, worked out once: vmemmap, image range, RAM end (physical)."""
-        cached = getattr(self, "_pa_ev", None)
-        if cached is not None:
-            return cached
-        vmemmap = self.struct_pages()[0]
-        image = None
-        text, end = self.symbols.address("_text"), self.symbols.address("_end")
-        if text is not None and end is not None:
-            lo, hi = kernel_pa(self.layout, text).pa, kernel_pa(self.layout, end).pa
-            if lo is not None and hi is not None:
-                image = (lo, hi)
-        ram_end = None
-        max_pfn = self.symbols.address("max_pfn")
-        if max_pfn is not None:
-            value = self._read_int(max_pfn, 8)
-            if value:
-                ram_end = (value * self.tables.format.page_size, "the kernel's max_pfn")
-        slabs = self.slabs()
-
-        def slab_of(page_va: int) -> Optional[str]:
-            pfn = (page_va - vmemmap) // slabs.page_struct
-            head = slabs.head_of(pfn * slabs.page_size)
-            return slabs.cache_of(head)[0] if head is not None else None
-        self._pa_ev = (vmemmap, image, ram_end, slab_of, self.ram())
-        return self._pa_ev
-
     def describe_pa(self, pa: int) -> PhysInfo:
         """What physical ``pa`` holds: beyond RAM, a hole, a page-table page, free, slab..."""
-        vmemmap, image, ram_end, slab_of, ram = self._pa_evidence()
+        ev = self.page_evidence()
+        if ev.ram_end is not None and pa >= ev.ram_end.pa:
+            return describe(pa, self.info, ev, {})
+        return describe(pa, self.info, ev, self.table_pages(), self._read_or_none, self._slab_cache_of)
 
-        def read_virt(va: int, n: int) -> Optional[bytes]:
-            try:
-                return self.read(va, n)
-            except Exception:  # noqa: BLE001
-                return None
-        if ram_end is not None and pa >= ram_end[0]:
-            return describe(pa, self.info, ram, {}, self.tables.format.page_size, ram_end=ram_end)
-        return describe(pa, self.info, ram, self.table_pages(), self.tables.format.page_size,
-                        image, vmemmap, read_virt, slab_of, ram_end)
+    def _read_or_none(self, va: int, size: int) -> Optional[bytes]:
+        try:
+            return self.read(va, size)
+        except KmemdbgError:
+            return None
+
+    def _slab_cache_of(self, page_va: int) -> Optional[str]:
+        """Cache name of the slab whose struct page is at virtual ``page_va``, or None."""
+        slabs = self.slabs()
+        pfn = (page_va - self.page_evidence().vmemmap_va) // slabs.page_struct
+        head = slabs.head_of(pfn * slabs.page_size)
+        return slabs.cache_of(head)[0] if head is not None else None
 
     def check_virt_to_phys(self, va: int, claimed_pa: Optional[int] = None, size: int = 1) -> Check:
         """Compare ``__pa(va)`` (or ``claimed_pa``) with the page tables.
@@ -389,7 +350,7 @@ class Kernel(Session):
                                f"({MAX_CHECK_PAGES} pages of {page} bytes) to check at once")
         va &= MASK64
         walk = self.translate(va)
-        fault = None if walk.fault is None else (walk.fault.level, walk.fault.reason)
+        fault = None if walk.fault is None else WalkFault(walk.fault.level, walk.fault.reason)
         pages: List[Tuple[int, Optional[int]]] = []
         if size > 1:
             first = va - va % page
@@ -407,7 +368,9 @@ class Kernel(Session):
         memo: Dict[int, PhysInfo] = {}
         out = []
         for i, va in enumerate(batch.vas):
-            out.append(self._check(va, claimed[i] if claimed else None, batch.pas[i], batch.faults[i], (), memo))
+            f = batch.faults[i]
+            fault = None if f is None else WalkFault(f[0], f[1])
+            out.append(self._check(va, claimed[i] if claimed else None, batch.pas[i], fault, (), memo))
         return out
 
     def _describe_cached(self, pa: int, memo: Dict[int, PhysInfo]) -> PhysInfo:
@@ -418,52 +381,18 @@ class Kernel(Session):
         return PhysInfo(pa, got.kind, got.detail)
 
     def _check(self, va: int, claimed_pa: Optional[int], walk_pa: Optional[int],
-               fault: Optional[Tuple[Optional[str], str]], pages, memo) -> Check:
+               fault: Optional[WalkFault], pages, memo: Dict[int, PhysInfo]) -> Check:
         cls = self.classify(va)
-        region = cls.region
-        arith = kernel_pa(self.layout, va)
-        where = f"{region.kind} address ({region.name})"
-        if cls.allocation is not None:
-            where += f", {cls.allocation.kind} {cls.allocation.name}"
-        if region.kind == "non-canonical" or (fault is not None and fault[1] == "non-canonical"):
-            return Check(va, arith.pa, None, claimed_pa, NOT_APPLICABLE, region,
-                         f"{where}: no translation exists for it", arith.branch, arith.debug_virtual, pages)
-        if arith.pa is None and claimed_pa is None:
-            return Check(va, None, walk_pa, None, NOT_APPLICABLE, region,
-                         f"{where}: __pa() cannot be computed: {arith.branch}", arith.branch, "", pages)
-        subject = claimed_pa if claimed_pa is not None else arith.pa
-        label = "the claimed physical address is" if claimed_pa is not None else "__pa() arithmetic gives"
-        if fault is not None:
-            bogus = self._describe_cached(subject, memo)
-            text = (f"{where}: {label} 0x{subject:x}, but the page tables do not map it "
-                    f"({fault[1]} at {fault[0]}); 0x{subject:x} is {bogus.detail}")
-            return Check(va, arith.pa, None, claimed_pa, UNMAPPED, region, text, arith.branch,
-                         arith.debug_virtual, pages, bogus.kind)
-        if subject == walk_pa:
-            text = f"{where}: {label} 0x{subject:x}, as the page tables say"
-            return Check(va, arith.pa, walk_pa, claimed_pa, OK, region, text, arith.branch,
-                         arith.debug_virtual, pages)
-        bogus = self._describe_cached(subject, memo)
-        how = f" ({arith.branch})" if claimed_pa is None else ""
-        text = (f"{where}: {label} 0x{subject:x}{how}, which is {bogus.detail}; "
-                f"the page tables map it to 0x{walk_pa:x}")
-        if claimed_pa is not None and arith.pa is not None and claimed_pa == arith.pa:
-            text += "; the claimed value equals __pa() of the pointer: virt_to_phys() used on a " \
-                    "non-linear address"
-        if pages and len({p for _, p in pages if p is not None}) > 1:
-            text += f"; the range spans {len(pages)} pages"
-        return Check(va, arith.pa, walk_pa, claimed_pa, MISMATCH, region, text, arith.branch,
-                     arith.debug_virtual, pages, bogus.kind)
+        return judge(va, claimed_pa, walk_pa, fault, pages, cls.region, cls.allocation,
+                     kernel_pa(self.layout, va), lambda pa: self._describe_cached(pa, memo))
 
     # -- user address spaces ----------------------------------------------------
-    def tasks(self, limit: int = 1 << 16) -> List[Tuple[int, int, int, str]]:
-        """(pid, task_struct VA, mm_struct VA or 0, comm) of every task on the ``init_task`` list.
+    def tasks(self, limit: int = 1 << 16) -> List[Task]:
+        """Every task on the ``init_task`` list (:class:`kmemdbg.linux.tasks.Task`), in list order.
 
         Offsets come from BTF; raises KmemdbgError (one line) when types or
         the list cannot be read.  The walk is bounded by ``limit`` entries.
         """
-        from .errors import KmemdbgError
-
         objs = self.objects()
         if objs is None:
             raise KmemdbgError(self._objects_error or "no type information for task_struct")
@@ -472,31 +401,11 @@ class Kernel(Session):
         if init is None:
             raise KmemdbgError("no symbol init_task: cannot list tasks")
         try:
-            o_tasks, o_pid = btf.offset("task_struct", "tasks"), btf.offset("task_struct", "pid")
-            o_mm, o_comm = btf.offset("task_struct", "mm"), btf.offset("task_struct", "comm")
-        except Exception as err:  # noqa: BLE001
+            off = TaskOffsets(btf.offset("task_struct", "tasks"), btf.offset("task_struct", "pid"),
+                              btf.offset("task_struct", "mm"), btf.offset("task_struct", "comm"))
+        except KmemdbgError as err:
             raise KmemdbgError(f"task_struct layout unknown: {err}") from None
-        out = []
-        node = self._read_int(init + o_tasks, 8)
-        seen = set()
-        while node is not None and node != init + o_tasks and len(out) < limit:
-            if node in seen:
-                raise KmemdbgError(f"task list loops at 0x{node:x}")
-            seen.add(node)
-            task = node - o_tasks
-            pid = self._read_int(task + o_pid, 4)
-            mm = self._read_int(task + o_mm, 8)
-            try:
-                comm = self.read(task + o_comm, 16).split(b"\0")[0].decode("ascii", "replace")
-            except Exception:  # noqa: BLE001
-                comm = "?"
-            if pid is None:
-                raise KmemdbgError(f"task at 0x{task:x} is not readable")
-            out.append((pid, task, mm or 0, comm))
-            node = self._read_int(node, 8)
-        if node is None:
-            raise KmemdbgError("the task list is not readable in this dump")
-        return out
+        return list(for_each_task(self.read, init, off, limit))
 
     def user_walker(self, pid: Optional[int] = None, mm: Optional[int] = None) -> Walker:
         """A walker over the user page tables of task ``pid`` or of ``struct mm_struct *mm``.
@@ -505,17 +414,15 @@ class Kernel(Session):
         kernel tables.  On x86-64 with PTI the kernel copy is used; it maps
         user pages at the same frames but forces NX at the top level.
         """
-        from .errors import KmemdbgError
-
         if mm is None:
             if pid is None:
                 raise KmemdbgError("give a pid or an mm_struct address")
-            match = [t for t in self.tasks() if t[0] == pid]
+            match = [t for t in self.tasks() if t.pid == pid]
             if not match:
                 raise KmemdbgError(f"no task with pid {pid}")
-            mm = match[0][2]
+            mm = match[0].mm_va
             if not mm:
-                raise KmemdbgError(f"pid {pid} ({match[0][3]}) is a kernel thread: it has no mm")
+                raise KmemdbgError(f"pid {pid} ({match[0].comm}) is a kernel thread: it has no mm")
         objs = self.objects()
         o_pgd = objs.btf.offset("mm_struct", "pgd")
         pgd_va = self._read_int(mm + o_pgd, 8)
@@ -532,20 +439,16 @@ class Kernel(Session):
         return self.user_walker(pid, mm).walk(va)
 
     # -- reverse map ----------------------------------------------------------
-    def _reverse_map(self):
+    def reverse_map(self) -> "ReverseMap":
+        """The inverted sweep of the kernel tables (built once)."""
         if self._reverse is None:
-            fmt = self.tables.format
-            rows = []
-            faults = []
-            for item in sweep(fmt, self.walker.cache, self.tables.root_pa):
-                if isinstance(item, TreeFault):
-                    faults.append(item)
-                elif item.kind == "leaf":
-                    rows.append((leaf_pa(fmt, item), item.size, item.va, item.level))
-            self.reverse_faults = faults
-            rows.sort()
-            self._reverse = ([r[0] for r in rows], rows)
+            self._reverse = ReverseMap.sweep(self)
         return self._reverse
+
+    @property
+    def reverse_faults(self) -> List[TreeFault]:
+        """Faults of the sweep behind :meth:`phys_to_virts` (empty until it ran)."""
+        return list(self._reverse.faults) if self._reverse is not None else []
 
     def phys_to_virts(self, pa: int) -> List[Mapping]:
         """Every kernel virtual address that maps physical ``pa`` (from an inverted sweep).
@@ -554,19 +457,62 @@ class Kernel(Session):
         counted instead of repeating) are in :attr:`reverse_faults`
         afterwards: mappings under them are not listed.
         """
-        starts, rows = self._reverse_map()
         fmt = self.tables.format
-        biggest = max((r[1] for r in rows), default=0)
         out = []
-        i = bisect.bisect_right(starts, pa) - 1
-        while i >= 0 and rows[i][0] + biggest > pa:
-            start, size, va, level = rows[i]
-            if start <= pa < start + size:
-                v = va + (pa - start)
-                cls = self.classify(v)
-                out.append(Mapping(v, pa, size, fmt.levels[level].name, cls.region, cls.allocation))
-            i -= 1
+        for leaf in self.reverse_map().leaves_holding(pa):
+            v = leaf.va + (pa - leaf.pa)
+            cls = self.classify(v)
+            out.append(Mapping(v, pa, leaf.size, fmt.levels[leaf.level].name, cls.region, cls.allocation))
         return sorted(out, key=lambda m: m.va)
 
 
-__all__ = ["Kernel", "SymbolTable", "Allocation", "Classification", "Mapping"]
+def _area_allocation(area: VmapArea) -> Allocation:
+    name = area.purpose or (area.flags[0] if area.flags else "vmap area")
+    return Allocation("vmap-area", name, area.start, area.end, area.caller_name, area.flags, vmap_detail(area))
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One leaf of the kernel tables: virtual ``va`` maps physical ``pa`` for ``size`` bytes at ``level``."""
+
+    pa: int
+    size: int
+    va: int
+    level: int
+
+
+@dataclass(frozen=True)
+class ReverseMap:
+    """Every leaf of the kernel tables sorted by physical address, and the sweep's faults."""
+
+    leaves: Tuple[Leaf, ...]
+    starts: Tuple[int, ...]
+    biggest: int
+    faults: Tuple[TreeFault, ...]
+
+    @classmethod
+    def sweep(cls, kernel: Kernel) -> "ReverseMap":
+        fmt = kernel.tables.format
+        rows, faults = [], []
+        for item in sweep(fmt, kernel.walker.cache, kernel.tables.root_pa):
+            if isinstance(item, TreeFault):
+                faults.append(item)
+            elif item.kind == "leaf":
+                rows.append(Leaf(leaf_pa(fmt, item), item.size, item.va, item.level))
+        rows.sort(key=lambda r: (r.pa, r.size, r.va, r.level))
+        return cls(tuple(rows), tuple(r.pa for r in rows), max((r.size for r in rows), default=0), tuple(faults))
+
+    def leaves_holding(self, pa: int) -> List[Leaf]:
+        """The leaves whose physical range holds ``pa``, highest start first."""
+        out = []
+        i = bisect.bisect_right(self.starts, pa) - 1
+        while i >= 0 and self.leaves[i].pa + self.biggest > pa:
+            leaf = self.leaves[i]
+            if leaf.pa <= pa < leaf.pa + leaf.size:
+                out.append(leaf)
+            i -= 1
+        return out
+
+
+__all__ = ["Kernel", "SymbolTable", "Allocation", "Classification", "Mapping", "IMAGE_SECTIONS", "ReverseMap",
+           "Leaf", "Task", "first_line"]

@@ -14,9 +14,10 @@ All ``pa`` values are physical addresses; ``ram`` ranges are ``[start, end)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
-from .slab import page_type_is
+from .linux.page import page_offset, page_type_is
+from .linux.slab import SlabMarks, is_slab_page
 from .vmcoreinfo import VmcoreInfo
 
 
@@ -30,20 +31,45 @@ class PhysInfo:
     detail: str
 
 
-def describe(pa: int, info: VmcoreInfo, ram: Sequence[Tuple[int, int]],
-             table_pages: Dict[int, int], page_size: int,
-             image_pa: Optional[Tuple[int, int]] = None,
-             vmemmap_base: Optional[int] = None,
+@dataclass(frozen=True)
+class RamEnd:
+    """The kernel's own end of RAM: physical ``pa`` (exclusive) and where it came from (``max_pfn``)."""
+
+    pa: int
+    source: str
+
+
+@dataclass(frozen=True)
+class PageEvidence:
+    """What is known of one kernel's physical memory, worked out once.
+
+    ``page_size`` bytes; ``ram`` the source's physical ``[start, end)``
+    ranges; ``ram_end`` the kernel's own end of RAM; ``image_pa`` the
+    kernel image's physical ``[start, end)``; ``vmemmap_va`` the virtual
+    base of the struct page array (None: unknown).
+    """
+
+    page_size: int
+    ram: Tuple[Tuple[int, int], ...]
+    ram_end: Optional[RamEnd] = None
+    image_pa: Optional[Tuple[int, int]] = None
+    vmemmap_va: Optional[int] = None
+
+
+def describe(pa: int, info: VmcoreInfo, evidence: PageEvidence, table_pages: Dict[int, int],
              read_virt: Optional[Callable[[int, int], Optional[bytes]]] = None,
-             slab_cache_of: Optional[Callable[[int], Optional[str]]] = None,
-             ram_end: Optional[Tuple[int, str]] = None) -> PhysInfo:
+             slab_cache_of: Optional[Callable[[int], Optional[str]]] = None) -> PhysInfo:
     """Describe physical ``pa`` with whatever evidence is given (see module doc).
 
-    ``ram_end`` is the kernel's own end of RAM (physical, exclusive) and its
-    source, e.g. ``max_pfn``; without it the source's last range is used.
+    ``table_pages`` maps the physical frame of every page-table page to its
+    level; ``read_virt(va, size)`` reads a struct page (None when
+    unreadable); ``slab_cache_of(page_va)`` names the cache of the slab
+    whose struct page is at virtual ``page_va``.
     """
-    if ram_end is not None and pa >= ram_end[0]:
-        return PhysInfo(pa, "beyond-ram", f"beyond the end of RAM (0x{ram_end[0]:x}, from {ram_end[1]})")
+    ram, ram_end, page_size = evidence.ram, evidence.ram_end, evidence.page_size
+    image_pa, vmemmap_base = evidence.image_pa, evidence.vmemmap_va
+    if ram_end is not None and pa >= ram_end.pa:
+        return PhysInfo(pa, "beyond-ram", f"beyond the end of RAM (0x{ram_end.pa:x}, from {ram_end.source})")
     if not ram:
         return PhysInfo(pa, "ram", "no RAM map in this source")
     top = max(end for _, end in ram)
@@ -63,17 +89,14 @@ def describe(pa: int, info: VmcoreInfo, ram: Sequence[Tuple[int, int]],
     raw = read_virt(page_va, size)
     if raw is None:
         return PhysInfo(pa, "ram", f"RAM; its struct page at 0x{page_va:x} is not readable")
-    flags = int.from_bytes(raw[_off(info, "page.flags", 0):][:8], "little")
-    mapcount_off = _off(info, "page._mapcount", None)
+    flags_off = page_offset(info, "flags")
+    flags = int.from_bytes(raw[flags_off or 0:][:8], "little")
+    mapcount_off = page_offset(info, "_mapcount")
     page_type = int.from_bytes(raw[mapcount_off:mapcount_off + 4], "little") if mapcount_off is not None else None
     buddy = info.number("PAGE_BUDDY_MAPCOUNT_VALUE")
-    slab_value = info.number("PAGE_SLAB_MAPCOUNT_VALUE")
-    pg_slab = info.number("PG_slab")
     if page_type is not None and buddy is not None and page_type_is(page_type, buddy):
         return PhysInfo(pa, "free-page", "a free page (buddy allocator)")
-    is_slab = (page_type is not None and slab_value is not None and page_type_is(page_type, slab_value)) \
-        or (pg_slab is not None and flags >> pg_slab & 1)
-    if is_slab:
+    if is_slab_page(SlabMarks.from_vmcoreinfo(info), flags, page_type):
         name = slab_cache_of(page_va) if slab_cache_of else None
         return PhysInfo(pa, "slab-page", f"a slab page of cache {name}" if name else "a slab page")
     return PhysInfo(pa, "ram", f"RAM in use (page flags 0x{flags:x})")
@@ -84,6 +107,4 @@ def _sized(info: VmcoreInfo, key: str) -> Optional[int]:
     return int(value) if value is not None and value.isdigit() else None
 
 
-def _off(info: VmcoreInfo, member: str, default):
-    value = info.text(f"OFFSET({member})")
-    return int(value) if value is not None and value.isdigit() else default
+__all__ = ["PhysInfo", "PageEvidence", "RamEnd", "describe"]

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 from .errors import KmemdbgError
+from .linux.page import PageOffsets, page_type_is  # noqa: F401 - page_type_is re-exported
+from .linux.slab import SlabMarks, is_slab_page
 
 
 @dataclass(frozen=True)
@@ -28,16 +30,6 @@ class SlabObject:
     object_size: Optional[int]
 
 
-def page_type_is(page_type: int, value: int) -> bool:
-    """Does the 32-bit ``_mapcount``/page_type word carry the type of VMCOREINFO ``value``?"""
-    value &= 0xFFFFFFFF
-    page_type &= 0xFFFFFFFF
-    if value & 0x00FFFFFF == 0:
-        return page_type >> 24 == value >> 24
-    cleared = ~value & 0xFFFFFFFF
-    return page_type & 0xF0000000 == 0xF0000000 and page_type & cleared == 0
-
-
 class Slabs:
     """Slab lookups for one kernel (see the module doc); answers are cached per head page."""
 
@@ -46,12 +38,10 @@ class Slabs:
         info = kernel.info
         self.vmemmap, self.page_struct = kernel.struct_pages()
         self.page_size = kernel.tables.format.page_size
-        mc = info.text("OFFSET(page._mapcount)")
-        self.mapcount_off = int(mc) if mc and mc.isdigit() else None
-        head = info.text("OFFSET(page.compound_head)")
-        self.head_off = int(head) if head and head.isdigit() else 8
-        self.slab_value = info.number("PAGE_SLAB_MAPCOUNT_VALUE")
-        self.pg_slab = info.number("PG_slab")
+        offsets = PageOffsets.from_vmcoreinfo(info)
+        self.mapcount_off = offsets.mapcount
+        self.head_off = offsets.compound_head if offsets.compound_head is not None else 8
+        self.marks = SlabMarks.from_vmcoreinfo(info)
         self._caches: Dict[int, Tuple[Optional[str], Optional[int]]] = {}
         self._btf_offsets: Optional[Tuple[int, int, int]] = None
         objs = kernel.objects()
@@ -60,7 +50,7 @@ class Slabs:
                 btf = objs.btf
                 self._btf_offsets = (btf.offset("slab", "slab_cache"), btf.offset("kmem_cache", "name"),
                                      btf.offset("kmem_cache", "size"))
-            except Exception:  # noqa: BLE001 - a slice's BTF subset may lack these types
+            except KmemdbgError:  # a slice's BTF subset may lack these types
                 self._btf_offsets = None
 
     def _struct_page(self, pfn: int) -> Optional[bytes]:
@@ -76,12 +66,9 @@ class Slabs:
         raw = raw if raw is not None else self._struct_page(pfn)
         if raw is None:
             return False
-        if self.pg_slab is not None and int.from_bytes(raw[0:8], "little") >> self.pg_slab & 1:
-            return True
-        if self.mapcount_off is not None and self.slab_value is not None:
-            word = int.from_bytes(raw[self.mapcount_off:self.mapcount_off + 4], "little")
-            return page_type_is(word, self.slab_value)
-        return False
+        word = (int.from_bytes(raw[self.mapcount_off:self.mapcount_off + 4], "little")
+                if self.mapcount_off is not None else None)
+        return bool(is_slab_page(self.marks, int.from_bytes(raw[0:8], "little"), word))
 
     def head_of(self, pa: int) -> Optional[int]:
         """Physical address of the head page of the slab holding ``pa``, or None."""

@@ -138,8 +138,8 @@ def test_task_stack_pointers_into_a_hole_are_not_trusted(dump):
         btf = k.objects().btf
         off = btf.offset("task_struct", "stack")
         out = []
-        for _pid, task, _mm, _comm in k.tasks():
-            pa = _pa(k, task + off)
+        for task in k.tasks():
+            pa = _pa(k, task.task_va + off)
             out.append((pa, pa + 8, lambda p, n: (0xDEAD << 48).to_bytes(8, "little")[:n]))
         return out
     report = _run(_open(dump, damage))

@@ -36,9 +36,9 @@ def test_user_walk_of_init_agrees_with_drgn(dump):
         # Debian's arm64 6.1 has no data symbols in kallsyms (no KALLSYMS_ALL)
         assert "init_task" in str(err)
         pytest.skip(str(err))
-    users = [t for t in tasks if t[2]]
-    assert tasks[0][0] in (0, 1, 2) and users, tasks[:3]
-    pid, _task, mm, comm = users[0]
+    users = [t for t in tasks if t.mm_va]
+    assert tasks[0].pid in (0, 1, 2) and users, tasks[:3]
+    pid, mm, comm = users[0].pid, users[0].mm_va, users[0].comm
     walker = k.user_walker(pid)
     prog = drgn.Program()
     prog.set_core_dump(dump.path)

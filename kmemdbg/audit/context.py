@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import KmemdbgError
-from ..ptdump import END, LEVEL, PA, PERIOD, START, LeafSweep, Owners, split_by_regions
+from ..linux.owners import Owner, OwnerIndex, first_line
+from ..linux.vmalloc import VM_NO_GUARD, VM_UNINITIALIZED
+from ..ptdump import END, LEVEL, PA, PERIOD, START, LeafSweep, split_by_regions
 from ..virt_to_phys import kernel_pa
 
 Progress = Callable[[str, float, float], None]
@@ -72,9 +74,7 @@ class Piece:
         return self.pa + (self.period or (self.end - self.start))
 
 
-def _err(err: BaseException) -> str:
-    text = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return text
+_err = first_line
 
 
 class AuditContext:
@@ -83,13 +83,13 @@ class AuditContext:
     Optional overrides, for sources that lack the kernel's records:
     ``areas`` (a list of :class:`Area`), ``sections`` (name -> (start, end)
     virtual: ``text``, ``rodata``, ``data``, ``bss``...), ``module_sections``
-    (list of (start, end, "module NAME SECTION")), ``static_data`` (list of
+    (module :class:`~kmemdbg.linux.owners.Owner` values), ``static_data`` (list of
     (start, end, owner) virtual ranges holding words to scan).
     """
 
     def __init__(self, kernel, *, areas: Optional[Sequence[Area]] = None,
                  sections: Optional[Dict[str, Tuple[int, int]]] = None,
-                 module_sections: Optional[Sequence[Tuple[int, int, str]]] = None,
+                 module_sections: Optional[Sequence[Owner]] = None,
                  static_data: Optional[Sequence[Tuple[int, int, str]]] = None,
                  progress: Optional[Progress] = None) -> None:
         self.kernel = kernel
@@ -102,9 +102,9 @@ class AuditContext:
         self._areas = list(areas) if areas is not None else None
         self._areas_error: Optional[str] = None
         self._sections = dict(sections) if sections is not None else None
-        self._module_sections = list(module_sections) if module_sections is not None else None
+        self._module_owners = list(module_sections) if module_sections is not None else None
+        self._module_sections: Optional[List[Tuple[int, int, str]]] = None
         self._static = list(static_data) if static_data is not None else None
-        self._owners: Optional[Owners] = None
         self._ram: Optional[List[Tuple[int, int]]] = None
         self.ram_source = ""
         self.notes: List[str] = []
@@ -148,21 +148,22 @@ class AuditContext:
 
     # -- the kernel's records ----------------------------------------------------------
     @property
-    def owners(self) -> Owners:
-        if self._owners is None:
-            self._owners = Owners(self.kernel)
-        return self._owners
+    def owners(self) -> OwnerIndex:
+        """The kernel's one owner index (:class:`kmemdbg.linux.owners.OwnerIndex`)."""
+        return self.kernel.owners
 
     def owner(self, va: int) -> Optional[str]:
-        if self._areas is not None and self._module_sections is not None:
-            for s, e, name in self._module_sections:
-                if s <= va < e:
-                    return name
+        """The label of what owns virtual ``va`` (``kernel .text``, ``module NAME SECTION``...), or None."""
+        if self._areas is not None and self._module_owners is not None:
+            for o in self._module_owners:
+                if o.start <= va < o.end:
+                    return o.label
             for a in self._areas:
                 if a.start <= va < a.end:
                     return f"vmap {a.name}"
             return None
-        return self.owners.owner(va)[0]
+        got = self.owners.owner(va)[0]
+        return got.label if got is not None else None
 
     def areas(self) -> List[Area]:
         """Busy vmap areas with a vm_struct; raises KmemdbgError when none can be read."""
@@ -173,7 +174,7 @@ class AuditContext:
             raise KmemdbgError("vmap areas unavailable: " + (self.kernel._objects_error or "no type information"))
         try:
             raw = objs.vmap_areas()
-        except Exception as err:  # noqa: BLE001 - kobjects raises several kinds
+        except KmemdbgError as err:  # kobjects raises several kinds
             raise KmemdbgError(f"vmap areas unreadable: {_err(err)}") from None
         out = []
         flags_off = objs.btf.offset("vm_struct", "flags")
@@ -184,10 +185,9 @@ class AuditContext:
                 vmflags = int.from_bytes(objs.read(a.vm_struct_va + flags_off, 8), "little")
             except KmemdbgError:
                 vmflags = 0
-            # include/linux/vmalloc.h: VM_NO_GUARD 0x40, VM_UNINITIALIZED 0x20
-            if vmflags & 0x20:
+            if vmflags & VM_UNINITIALIZED:
                 continue
-            guard = 0 if vmflags & 0x40 else self.page_size
+            guard = 0 if vmflags & VM_NO_GUARD else self.page_size
             pages = self._recorded_pages(objs, a)
             name = a.caller_name or (a.flags[0] if a.flags else "vmap area")
             out.append(Area(a.start, a.end, a.end - guard, name, a.flags, pages, a.purpose))
@@ -215,29 +215,22 @@ class AuditContext:
     def sections(self) -> Dict[str, Tuple[int, int]]:
         """Kernel image sections by name (``text``, ``rodata``, ``init``, ``data``, ``bss``)."""
         if self._sections is None:
-            from ..kernel import IMAGE_SECTIONS
-            out = {}
-            sym = self.kernel.symbols.address
-            for name, lo, hi in IMAGE_SECTIONS:
-                a, b = sym(lo), sym(hi)
-                if a is not None and b is not None and b > a:
-                    out[name] = (a, b)
-            self._sections = out
+            self._sections = {o.name[1:]: (o.start, o.end) for o in self.owners.image_sections()}
         return self._sections
+
+    def module_owners(self) -> List[Owner]:
+        """Every loaded module's memory ranges, typed (the owner index's, or the override)."""
+        if self._module_owners is None:
+            self._module_owners = list(self.owners.modules())
+            gone = [u for u in self.owners.unavailable if u.what == "modules"]
+            if gone:
+                self.notes.append(f"modules unreadable: {gone[0].reason}")
+        return self._module_owners
 
     def module_sections(self) -> List[Tuple[int, int, str]]:
         """(start, end, "module NAME SECTION") for every loaded module's memory ranges."""
         if self._module_sections is None:
-            out = []
-            objs = self.kernel.objects()
-            if objs is not None:
-                try:
-                    for mod in objs.modules():
-                        for sec in mod.sections:
-                            out.append((sec.start, sec.end, f"module {mod.name} {sec.name}"))
-                except Exception as err:  # noqa: BLE001
-                    self.notes.append(f"modules unreadable: {_err(err)}")
-            self._module_sections = out
+            self._module_sections = [(o.start, o.end, o.label) for o in self.module_owners()]
         return self._module_sections
 
     def static_data(self) -> List[Tuple[int, int, str]]:
@@ -254,10 +247,9 @@ class AuditContext:
             for name in ("data", "data..ro_after_init", "bss"):
                 if name in secs:
                     out.append((secs[name][0], secs[name][1], f"kernel .{name}"))
-            for s, e, name in self.module_sections():
-                sec = name.rsplit(" ", 1)[-1]
-                if sec in MODULE_DATA_SECTIONS:
-                    out.append((s, e, name))
+            for o in self.module_owners():
+                if o.section in MODULE_DATA_SECTIONS:
+                    out.append((o.start, o.end, o.label))
             self._static = out
         return self._static
 

@@ -40,6 +40,9 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import numpy as np
 
 from ..errors import KmemdbgError
+from ..linux.page import page_offset
+from ..linux.reader import read_uint
+from ..linux.slab import SlabMarks, is_slab_page
 
 KINDS = ("image", "module", "percpu", "stack", "vmalloc", "slab", "page")
 #: Struct pages read per chunk of the struct page sweep.
@@ -298,8 +301,8 @@ def task_stacks(ctx) -> Dict[int, str]:
         objs = ctx.kernel.objects()
         try:
             off = objs.btf.offset("task_struct", "stack")
-            for pid, task, _mm, comm in ctx.kernel.tasks():
-                memo[int.from_bytes(ctx.kernel.read(task + off, 8), "little")] = f"pid {pid} ({comm})"
+            for task in ctx.kernel.tasks():
+                memo[read_uint(ctx.kernel.read, task.task_va + off, 8)] = f"pid {task.pid} ({task.comm})"
         except (KmemdbgError, AttributeError) as err:
             ctx.notes.append(f"task stacks unknown ({_line(err)})")
         ctx.__dict__["_task_stacks"] = memo
@@ -333,14 +336,14 @@ def page_kinds(ctx, ram, missing: Dict[str, List[str]]) -> Iterator[Tuple[int, n
         for kind in ("slab", "page"):
             missing[kind].append("no struct page array (vmemmap base unknown)")
         return
-    off = {m: _offset(info, m) for m in ("flags", "_refcount", "mapping", "_mapcount", "compound_head")}
+    off = {m: page_offset(info, m) for m in ("flags", "_refcount", "mapping", "_mapcount", "compound_head")}
     if off["flags"] is None:
         off["flags"] = 0
     if off["compound_head"] is None:
         off["compound_head"] = 8
-    slab_value, pg_slab = info.number("PAGE_SLAB_MAPCOUNT_VALUE"), info.number("PG_slab")
+    marks = SlabMarks.from_vmcoreinfo(info)
     buddy = info.number("PAGE_BUDDY_MAPCOUNT_VALUE")
-    if slab_value is None and pg_slab is None:
+    if not marks.known:
         missing["slab"].append("VMCOREINFO has neither PAGE_SLAB_MAPCOUNT_VALUE nor PG_slab")
     reserved = _pageflag(k, "PG_reserved")
     usable = off["_refcount"] is not None and off["mapping"] is not None and off["_mapcount"] is not None
@@ -368,12 +371,8 @@ def page_kinds(ctx, ram, missing: Dict[str, List[str]]) -> Iterator[Tuple[int, n
                 hp = np.where(ok, (hv - np.uint64(vmemmap)) // np.uint64(size), np.uint64(0))
                 head_pfn[tail] = hp
             kinds = np.zeros(n, dtype=np.uint8)
-            slab = np.zeros(n, dtype=bool)
-            if pg_slab is not None:
-                slab |= ((flags >> np.uint64(pg_slab)) & np.uint64(1)) == 1
             ptype = _u32(arr, off["_mapcount"]) if off["_mapcount"] is not None else None
-            if ptype is not None and slab_value is not None:
-                slab |= _type_is(ptype, slab_value)
+            slab = is_slab_page(marks, flags, ptype) | np.zeros(n, dtype=bool)
             typed = np.zeros(n, dtype=bool)
             if ptype is not None:
                 if top_byte:
@@ -438,20 +437,6 @@ def _u64(arr: np.ndarray, off: int) -> np.ndarray:
 
 def _u32(arr: np.ndarray, off: int) -> np.ndarray:
     return arr[:, off:off + 4].copy().view(np.uint32).ravel()
-
-
-def _type_is(ptype: np.ndarray, value: int) -> np.ndarray:
-    """Vectorised :func:`kmemdbg.slab.page_type_is`."""
-    value &= 0xFFFFFFFF
-    if value & 0x00FFFFFF == 0:
-        return (ptype >> np.uint32(24)) == np.uint32(value >> 24)
-    cleared = np.uint32(~value & 0xFFFFFFFF)
-    return ((ptype & np.uint32(0xF0000000)) == np.uint32(0xF0000000)) & ((ptype & cleared) == 0)
-
-
-def _offset(info, member: str) -> Optional[int]:
-    text = info.text(f"OFFSET(page.{member})")
-    return int(text) if text and text.isdigit() else None
 
 
 def _pageflag(kernel, name: str) -> Optional[int]:

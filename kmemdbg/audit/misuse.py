@@ -216,11 +216,12 @@ class _Judge:
             self._user = []
             try:
                 seen = set()
-                for pid, _task, mm, comm in self.ctx.kernel.tasks():
+                for task in self.ctx.kernel.tasks():
+                    mm = task.mm_va
                     if mm and mm not in seen and len(seen) < 256:
                         seen.add(mm)
                         try:
-                            self._user.append((pid, mm, comm, self.ctx.kernel.user_walker(mm=mm)))
+                            self._user.append((task.pid, mm, task.comm, self.ctx.kernel.user_walker(mm=mm)))
                         except KmemdbgError:
                             continue
             except KmemdbgError:
@@ -394,7 +395,7 @@ def owner_of(ctx: AuditContext, span: Span, word_pa: int, word_va: Optional[int]
         objs = k.objects()
         try:
             where = objs.describe_address(word_va) if objs is not None else None
-        except Exception:  # noqa: BLE001 - the module's symbol table may be missing (slices)
+        except KmemdbgError:  # the module's symbol table may be missing (slices)
             where = None
         if where and ("/0x-" in where or _off_beyond_size(where)):
             where = None
