@@ -163,7 +163,7 @@ def cmd_ptov(args):
     if k.reverse_faults:
         f = k.reverse_faults[0]
         _incomplete(args, f"the page tables have {len(k.reverse_faults)} fault(s), first {f.reason} at "
-                          f"{k.tables.format.levels[f.level].name} for 0x{f.va:016x} (table pa "
+                          f"{f.level} for 0x{f.va:016x} (table pa "
                           f"0x{f.table_pa:x}): mappings under them are not listed")
     return _emit(args, items, blocks)
 

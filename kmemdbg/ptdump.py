@@ -9,7 +9,7 @@ rule.  Runs of neighbouring table pages are joined as the kernel's
 the kernel's :class:`~kmemdbg.memory.TableCache`; a table page met again at
 the same level (the KASAN early shadow maps one PTE table thousands of times)
 is decoded once and its runs are reused, and a table met again at another
-level is a loop, reported as a :class:`SweepFault` and not descended.
+level is a loop, reported as a :class:`~kmemdbg.walk.Fault` and not descended.
 
 :func:`ptdump` turns runs into :class:`PtRange` values with decoded flags,
 effective permissions, the layout region and the owner where known.
@@ -26,10 +26,12 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .arch import arch_named
-from .arch.base import (MASK64, RESERVED, TABLE_FAN_OUT, TABLE_LOOP, TABLE_UNREADABLE, PagingFormat,
+from .arch.base import (MASK64, TABLE_FAN_OUT, TABLE_LOOP, TABLE_UNREADABLE, PagingFormat,
                         Permissions)
 from .errors import KmemdbgError, PhysicalReadError
 from .memory import TableCache
+from .tables import MAX_RESERVED_PER_TABLE, reserved_fault
+from .walk import Fault
 
 #: Flag names left out of a range's flags for the same reason.
 _USE_FLAGS = frozenset({"A", "D", "SW_DIRTY"})
@@ -52,20 +54,9 @@ Run = Tuple[int, int, int, int, int, int, int]
 START, END, PA, PERIOD, LEVEL, ATTR, TKEY = range(7)
 
 
-@dataclass(frozen=True)
-class SweepFault:
-    """A table page that could not be used: ``reason`` is table-unreadable,
-    table-loop, reserved-bits or table-fan-out (a shared table not repeated).  ``start``/``end`` are the virtual range it
-    would have mapped; ``table_pa`` the table (or, for reserved-bits, the
-    table holding the entry); ``raw`` the entry where one is at fault."""
-
-    level: str
-    start: int
-    end: int
-    table_pa: int
-    reason: str
-    detail: str
-    raw: Optional[int] = None
+#: The sweep's faults are the one :class:`kmemdbg.walk.Fault` (``start``/``end`` the virtual
+#: range hidden, ``level`` the level name); ``SweepFault`` is its old name here.
+SweepFault = Fault
 
 
 class LeafSweep:
@@ -85,7 +76,7 @@ class LeafSweep:
         self.root_pa = root_pa
         self.high = high
         self.arch = arch_named(fmt.arch)
-        self.faults: List[SweepFault] = []
+        self.faults: List[Fault] = []
         self._tkeys: Dict[Tuple[int, ...], int] = {(): 0}
         self._tkey_list: List[Tuple[int, ...]] = [()]
         self._memo: Dict[Tuple[int, int, int], Tuple[int, List[Run]]] = {}
@@ -159,8 +150,8 @@ class LeafSweep:
         vbits_mask = (1 << fmt.va_bits) - 1
         b_lo, b_hi = va_start & vbits_mask, ((va_end - 1) & vbits_mask) + 1
         if self.root_pa % fmt.table_bytes:
-            self.faults.append(SweepFault(fmt.levels[0].name, va_start, va_end, self.root_pa,
-                                          "root-misaligned", "the root table is not aligned"))
+            self.faults.append(Fault(fmt.levels[0].name, "root-misaligned", "the root table is not aligned",
+                                     self.root_pa, depth=0, start=va_start, end=va_end))
             return []
         self._progress = progress
         self._done = 0.0
@@ -196,7 +187,8 @@ class LeafSweep:
         if span is None:
             span = lv.leaf_size << lv.bits
         start = self.va_of(base)
-        self.faults.append(SweepFault(lv.name, start, start + span, table_pa, reason, detail, raw))
+        self.faults.append(Fault(lv.name, reason, detail, table_pa, raw=raw, depth=i, start=start,
+                                 end=start + span))
 
     def _visit(self, table_pa: int, i: int, base: int, tkey: int, b_lo: int, b_hi: int) -> List[Run]:
         fmt = self.format
@@ -241,22 +233,11 @@ class LeafSweep:
             if covered:
                 self._memo[key] = (base, [])
             return []
-        last = i == self._n - 1
-        res_leaf = np.uint64(fmt.reserved_leaf[i])
-        if last:
-            is_leaf = valid & ((e & np.uint64(fmt.page_mask)) == np.uint64(fmt.page_value))
-            is_table = np.zeros_like(valid)
-        else:
-            leafish = (e & np.uint64(fmt.leaf_mask)) == np.uint64(fmt.leaf_value)
-            is_leaf = valid & leafish if lv.leaf_ok else np.zeros_like(valid)
-            is_table = valid & ~leafish & ((e & np.uint64(fmt.reserved_table[i])) == 0)
-        good_leaf = is_leaf & ((e & res_leaf) == 0)
-        bad = valid & ~good_leaf & ~is_table
+        _, good_leaf, is_table, bad = fmt.decode_table(e, i)
         if bad.any():
-            for idx in np.flatnonzero(bad)[:8].tolist():
-                self._fault(i, base + (idx << lv.shift), table_pa, RESERVED,
-                            f"{lv.name}[{idx}] = 0x{int(e[idx]):x}: reserved bits or a leaf "
-                            f"not allowed at {lv.name}", int(e[idx]), span)
+            for idx in np.flatnonzero(bad)[:MAX_RESERVED_PER_TABLE].tolist():
+                va = self.va_of(base + (idx << lv.shift))
+                self.faults.append(reserved_fault(fmt, i, va, table_pa, idx, int(e[idx])))
         # restrict to the entries the range needs
         first = 0 if b_lo <= base else (b_lo - base) >> lv.shift
         stop = nent if base + full_span <= b_hi else min(nent, -(-(b_hi - base) // span))
@@ -455,7 +436,7 @@ class PtFault:
         return self.end - self.start
 
 
-def fault_ranges(faults: Sequence[SweepFault], layout, start: Optional[int] = None,
+def fault_ranges(faults: Sequence[Fault], layout, start: Optional[int] = None,
                  end: Optional[int] = None) -> List[PtFault]:
     """The sweep's faults as VA-ordered ranges clipped to ``[start, end)``; neighbouring
     faults of one reason and level are joined (their count kept)."""
@@ -633,6 +614,6 @@ def ptdump(kernel, start: Optional[int] = None, end: Optional[int] = None, *,
     return out
 
 
-__all__ = ["LeafSweep", "SweepFault", "PtRange", "PtFault", "fault_ranges", "Owners", "ptdump",
+__all__ = ["LeafSweep", "SweepFault", "Fault", "PtRange", "PtFault", "fault_ranges", "Owners", "ptdump",
            "join_ignoring_pa", "MAX_SHARED_RUNS",
            "split_by_regions", "table_flag_names"]

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from typing import Dict, Iterator, Tuple
 
 from .arch import arch_named
-from .arch.base import MASK64, TABLE_FAN_OUT, TABLE_LOOP, TABLE_UNREADABLE, PagingFormat
+from .arch.base import (ENTRY_LEAF, ENTRY_RESERVED, ENTRY_TABLE, RESERVED, TABLE_FAN_OUT, TABLE_LOOP,
+                        TABLE_UNREADABLE, PagingFormat)
 from .errors import PhysicalReadError
 from .memory import TableCache
+from .walk import Fault
 
 
 @dataclass(frozen=True)
@@ -45,23 +47,36 @@ class TreeEntry:
 MAX_SHARED_ENTRIES = 1 << 18
 
 
-@dataclass(frozen=True)
-class TreeFault:
-    """A table that could not be used: ``reason`` is table-unreadable or table-loop, or
-    table-fan-out for a shared table not repeated (``detail`` counts what it holds)."""
+#: The sweep's faults are the one :class:`kmemdbg.walk.Fault` (``depth`` is the level
+#: index, ``va``/``size`` the range hidden); ``TreeFault`` is its old name here.
+TreeFault = Fault
 
-    level: int
-    va: int
-    size: int
-    table_pa: int
-    reason: str
-    detail: str
+#: Reserved entries reported per table (the same cap as :class:`kmemdbg.ptdump.LeafSweep`).
+MAX_RESERVED_PER_TABLE = 8
+
+
+def reserved_fault(fmt: PagingFormat, i: int, va: int, table_pa: int, idx: int, raw: int) -> Fault:
+    """The fault of a valid entry :meth:`PagingFormat.decode` calls reserved (``va`` virtual)."""
+    lv = fmt.levels[i]
+    return Fault(lv.name, RESERVED, f"{lv.name}[{idx}] = 0x{raw:x}: reserved bits or a leaf "
+                                    f"not allowed at {lv.name}", table_pa, table_pa + 8 * idx, raw, idx,
+                 i, va, va + lv.leaf_size)
+
+
+def _table_fault(fmt: PagingFormat, i: int, va: int, table_pa: int, reason: str, detail: str) -> Fault:
+    lv = fmt.levels[i]
+    return Fault(lv.name, reason, detail, table_pa, depth=i, start=va, end=va + (lv.leaf_size << lv.bits))
 
 
 def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
           va_end: int = 1 << 64, high: bool = True, max_shared: int = MAX_SHARED_ENTRIES,
           ) -> Iterator["TreeEntry | TreeFault"]:
     """Yield every valid entry under ``root_pa`` covering ``[va_start, va_end)``.
+
+    Entries are decoded by :meth:`PagingFormat.decode`, as every walk does: a
+    valid entry with a reserved encoding yields a ``reserved-bits`` Fault (at
+    most :data:`MAX_RESERVED_PER_TABLE` per table), as the ptdump sweep
+    reports it, instead of being dropped.
 
     Entries come in increasing VA order; each table page is read once per
     sweep even when it is shared (the KASAN early shadow maps one PTE table
@@ -77,8 +92,9 @@ def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
     levels = fmt.levels
     last = len(levels) - 1
     level_of: Dict[int, int] = {}
-    vmask, lmask, lvalue = fmt.valid_mask, fmt.leaf_mask, fmt.leaf_value
-    pmask, pvalue = fmt.page_mask, fmt.page_value
+    vmask = fmt.valid_mask
+    decode = fmt.decode
+    masks = fmt._decode_masks()
     addr_of = fmt.output_address
     budget = [max_shared]
     counts: Dict[Tuple[int, int], int] = {}
@@ -100,7 +116,7 @@ def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
             if not raw & vmask:
                 continue
             n += 1
-            if i < last and (raw & lmask) != lvalue and not raw & fmt.reserved_table[i]:
+            if i < last and decode(raw, i) == ENTRY_TABLE:
                 n += entries_under(addr_of(raw), i + 1)
         counts[key] = n
         return n
@@ -111,25 +127,28 @@ def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
         seen = level_of.get(table_pa)
         va0 = va_of(fmt, base_bits, high)
         if seen is not None and seen != i:
-            yield TreeFault(i, va0, span << lv.bits, table_pa, TABLE_LOOP,
-                            f"table pa 0x{table_pa:x} already used at {levels[seen].name}")
+            yield _table_fault(fmt, i, va0, table_pa, TABLE_LOOP,
+                               f"table pa 0x{table_pa:x} already used at {levels[seen].name}")
             return
         if seen == i:
             n = entries_under(table_pa, i)
             if n > budget[0]:
                 budget[0] = 0
-                yield TreeFault(i, va0, span << lv.bits, table_pa, TABLE_FAN_OUT,
-                                f"table pa 0x{table_pa:x} at {lv.name} is reached again here; its {n} "
-                                f"entries are counted, not listed again (more than {max_shared} "
-                                "entries of shared tables)")
+                yield _table_fault(fmt, i, va0, table_pa, TABLE_FAN_OUT,
+                                   f"table pa 0x{table_pa:x} at {lv.name} is reached again here; its {n} "
+                                   f"entries are counted, not listed again (more than {max_shared} "
+                                   "entries of shared tables)")
                 return
             budget[0] -= n
         level_of[table_pa] = i
         try:
             table = cache.table(table_pa, fmt.table_size(i))
         except PhysicalReadError as err:
-            yield TreeFault(i, va0, span << lv.bits, table_pa, TABLE_UNREADABLE, err.reason)
+            yield _table_fault(fmt, i, va0, table_pa, TABLE_UNREADABLE, err.reason)
             return
+        reserved_left = MAX_RESERVED_PER_TABLE
+        is_last, tmask, tvalue, leaf_ok, res_leaf, res_table = masks[i]
+        leaf_here = is_last or leaf_ok
         for idx in range(1 << lv.bits):
             raw = table[idx]
             if not raw & vmask:
@@ -138,16 +157,18 @@ def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
             va = va_of(fmt, bits_value, high)
             if va + span <= va_start or va >= va_end:
                 continue
-            if i == last:
-                if (raw & pmask) == pvalue and not raw & fmt.reserved_leaf[i]:
-                    yield TreeEntry("leaf", i, va, span, raw, table_pa, idx, raws + (raw,))
+            # PagingFormat.decode(raw, i), inlined with the same masks (this loop is hot)
+            if (raw & tmask) == tvalue:
+                kind = ENTRY_LEAF if leaf_here and not raw & res_leaf else ENTRY_RESERVED
+            else:
+                kind = ENTRY_RESERVED if is_last or raw & res_table else ENTRY_TABLE
+            if kind == ENTRY_LEAF:
+                yield TreeEntry("leaf", i, va, span, raw, table_pa, idx, raws + (raw,))
                 continue
-            is_leaf = (raw & lmask) == lvalue
-            if is_leaf:
-                if lv.leaf_ok and not raw & fmt.reserved_leaf[i]:
-                    yield TreeEntry("leaf", i, va, span, raw, table_pa, idx, raws + (raw,))
-                continue
-            if raw & fmt.reserved_table[i]:
+            if kind == ENTRY_RESERVED:
+                if reserved_left:
+                    reserved_left -= 1
+                    yield reserved_fault(fmt, i, va, table_pa, idx, raw)
                 continue
             yield TreeEntry("table", i, va, span, raw, table_pa, idx, raws + (raw,))
             yield from visit(addr_of(raw), i + 1, bits_value, raws + (raw,))
@@ -169,7 +190,7 @@ def table_pages(fmt: PagingFormat, cache: TableCache, root_pa: int,
         return {}
     last = len(fmt.levels) - 1
     level_of: Dict[int, int] = {}
-    vmask, lmask, lvalue = fmt.valid_mask, fmt.leaf_mask, fmt.leaf_value
+    decode = fmt.decode
     addr_of = fmt.output_address
 
     def visit(table_pa: int, i: int) -> None:
@@ -180,9 +201,8 @@ def table_pages(fmt: PagingFormat, cache: TableCache, root_pa: int,
             return
         if i == last:
             return
-        reserved = fmt.reserved_table[i]
         for raw in table:
-            if raw & vmask and (raw & lmask) != lvalue and not raw & reserved:
+            if decode(raw, i) == ENTRY_TABLE:
                 child = addr_of(raw)
                 if child not in level_of:
                     visit(child, i + 1)
@@ -204,4 +224,4 @@ def leaf_pa(fmt: PagingFormat, entry: TreeEntry) -> int:
     return fmt.output_address(entry.raw) & ~(entry.size - 1)
 
 
-__all__ = ["TreeEntry", "TreeFault", "sweep", "table_pages", "leaves", "leaf_pa", "MAX_SHARED_ENTRIES"]
+__all__ = ["TreeEntry", "TreeFault", "Fault", "reserved_fault", "MAX_RESERVED_PER_TABLE", "sweep", "table_pages", "leaves", "leaf_pa", "MAX_SHARED_ENTRIES"]

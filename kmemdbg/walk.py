@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
-from .arch.base import (MASK64, NON_CANONICAL, NOT_PRESENT, RESERVED, ROOT_MISALIGNED, TABLE_LOOP,
-                        TABLE_UNREADABLE, PagingFormat, Permissions)
+from .arch.base import (ENTRY_INVALID, ENTRY_LEAF, ENTRY_RESERVED, MASK64, NON_CANONICAL, NOT_PRESENT,
+                        RESERVED, ROOT_MISALIGNED, TABLE_LOOP, TABLE_UNREADABLE, PagingFormat, Permissions)
 from .errors import PhysicalReadError
 from .memory import PhysicalMemory, TableCache
 
@@ -45,10 +45,14 @@ class Step(NamedTuple):
 
 @dataclass(frozen=True)
 class Fault:
-    """Why a walk stopped: ``reason`` (see ``arch.base.FAULT_REASONS``) at ``level``.
+    """Why a walk or a sweep could not translate: ``reason`` (``arch.base.FAULT_REASONS``,
+    or ``table-fan-out`` for sweeps) at the level named ``level`` (index ``depth``, 0 = root).
 
-    ``entry_pa``/``raw`` identify the entry that stopped it when there is
-    one; ``table_pa`` the table being read.  ``detail`` is a human sentence.
+    The one fault type of point walks, batch walks, tree sweeps and the ptdump
+    sweep.  ``entry_pa``/``raw``/``index`` identify the entry at fault when
+    there is one; ``table_pa`` the table being read (physical).  Sweeps also
+    give the virtual range ``[start, end)`` the fault hides (``va``/``size``
+    are the same as a start and a length).  ``detail`` is a human sentence.
     """
 
     level: Optional[str]
@@ -58,6 +62,19 @@ class Fault:
     entry_pa: Optional[int] = None
     raw: Optional[int] = None
     index: Optional[int] = None
+    depth: Optional[int] = None
+    start: Optional[int] = None
+    end: Optional[int] = None
+
+    @property
+    def va(self) -> Optional[int]:
+        """First virtual address of the range the fault hides (sweeps), else None."""
+        return self.start
+
+    @property
+    def size(self) -> Optional[int]:
+        """Bytes of virtual address space the fault hides (sweeps), else None."""
+        return None if self.start is None or self.end is None else self.end - self.start
 
     def message(self, va: int) -> str:
         """One line: ``0x...: not mapped: PTE[292] = 0x0 (table at pa 0x103000): detail``."""
@@ -154,51 +171,42 @@ class Walker:
             return self._done(va, (), None, None, None, Fault(
                 fmt.levels[0].name, ROOT_MISALIGNED,
                 f"root table pa 0x{self.root_pa:x} is not {fmt.root_align}-byte aligned",
-                table_pa=self.root_pa))
+                table_pa=self.root_pa, depth=0))
         steps: List[Step] = []
         raws: List[int] = []
         seen: Dict[int, int] = {}
         table_pa = self.root_pa
         levels = fmt.levels
-        last = self._nlev - 1
+        decode = fmt.decode
         for i, lv in enumerate(levels):
             prev = seen.get(table_pa)
             if prev is not None and prev != i:
                 return self._done(va, steps, None, None, None, Fault(
                     lv.name, TABLE_LOOP,
                     f"table pa 0x{table_pa:x} already used at level {levels[prev].name}",
-                    table_pa=table_pa))
+                    table_pa=table_pa, depth=i))
             seen[table_pa] = i
             try:
                 table = self.cache.table(table_pa, fmt.table_size(i))
             except PhysicalReadError as err:
                 return self._done(va, steps, None, None, None, Fault(
-                    lv.name, TABLE_UNREADABLE, err.reason, table_pa=table_pa))
+                    lv.name, TABLE_UNREADABLE, err.reason, table_pa=table_pa, depth=i))
             idx = (va >> lv.shift) & ((1 << lv.bits) - 1)
             raw = table[idx]
             entry_pa = table_pa + idx * 8
-            if not raw & fmt.valid_mask:
+            kind = decode(raw, i)
+            if kind == ENTRY_INVALID:
                 inv = fmt.invalid(raw, i, va)
                 detail = inv.detail
                 if raw == 0 and self._zero_fill:
                     detail += "; this source reads holes as zeros, so the table may be a hole"
                 steps.append(Step(lv.name, table_pa, idx, entry_pa, raw, "invalid", ()))
                 return self._done(va, steps, None, None, None, Fault(
-                    lv.name, inv.reason, detail, table_pa, entry_pa, raw, idx))
-            if i == last:
-                leaf = (raw & fmt.page_mask) == fmt.page_value
-                if not leaf:
-                    return self._reserved(va, steps, lv.name, table_pa, idx, raw,
-                                          "descriptor type is reserved at the last level")
-            else:
-                leaf = (raw & fmt.leaf_mask) == fmt.leaf_value
-                if leaf and not lv.leaf_ok:
-                    return self._reserved(va, steps, lv.name, table_pa, idx, raw,
-                                          f"leaf (huge page/block) not allowed at {lv.name}")
-            bad = raw & (fmt.reserved_leaf[i] if leaf else fmt.reserved_table[i])
-            if bad:
+                    lv.name, inv.reason, detail, table_pa, entry_pa, raw, idx, i))
+            if kind == ENTRY_RESERVED:
                 return self._reserved(va, steps, lv.name, table_pa, idx, raw,
-                                      f"reserved bits 0x{bad:x} set")
+                                      fmt.reserved_reason(raw, i), i)
+            leaf = kind == ENTRY_LEAF
             out = fmt.output_address(raw)
             raws.append(raw)
             steps.append(Step(lv.name, table_pa, idx, entry_pa, raw,
@@ -210,11 +218,11 @@ class Walker:
             table_pa = out
         raise AssertionError("unreachable: the last level is always a leaf")  # pragma: no cover
 
-    def _reserved(self, va, steps, level, table_pa, idx, raw, why) -> Walk:
+    def _reserved(self, va, steps, level, table_pa, idx, raw, why, depth) -> Walk:
         entry_pa = table_pa + idx * 8
         steps = list(steps) + [Step(level, table_pa, idx, entry_pa, raw, INVALID, ())]
         return self._done(va, steps, None, None, None,
-                          Fault(level, RESERVED, why, table_pa, entry_pa, raw, idx))
+                          Fault(level, RESERVED, why, table_pa, entry_pa, raw, idx, depth))
 
     def _done(self, va, steps, pa, size, perms, fault) -> Walk:
         return Walk(va, self.format.name, self.root_pa, tuple(steps), pa, size, perms, fault)

@@ -152,7 +152,7 @@ def test_table_loop_yields_a_tree_fault_and_the_sweep_terminates(case, target):
     faults = [i for i in items if isinstance(i, TreeFault)]
     assert len(faults) == 1
     f = faults[0]
-    assert (f.reason, f.level, f.table_pa) == (TABLE_LOOP, last, pointee)
+    assert (f.reason, f.depth, f.level, f.table_pa) == (TABLE_LOOP, last, geo.levels[last].name, pointee)
     span = geo.levels[last - 1].entry_span
     assert f.va == va & ~(span - 1) & M64 and f.size == span
     assert geo.levels[want_level].name in f.detail
@@ -172,9 +172,58 @@ def test_table_in_a_physical_hole_yields_table_unreadable_and_is_not_a_table_pag
     depth = 2 if len(geo.levels) > 2 else 1
     items = list(sweep(kt.format, TableCache(model.memory), kt.root_pa))
     faults = [i for i in items if isinstance(i, TreeFault)]
-    assert [(f.reason, f.level, f.table_pa) for f in faults] == \
-        [(TABLE_UNREADABLE, depth, HOLE_PA)]
+    assert [(f.reason, f.depth, f.level, f.table_pa) for f in faults] == \
+        [(TABLE_UNREADABLE, depth, geo.levels[depth].name, HOLE_PA)]
     assert f"0x{HOLE_PA:x}" in faults[0].detail
     assert HOLE_PA not in table_pages(kt.format, TableCache(model.memory), kt.root_pa)
     got = coalesce(kt.format, [i for i in items if isinstance(i, TreeEntry) and i.kind == "leaf"])
     assert got == [tuple(r) for r in model.mapped_ranges()]
+
+
+@pytest.mark.parametrize("case", CASES[:14] + CASES[15:17], ids=CASE_IDS[:14] + CASE_IDS[15:17])
+def test_sweep_and_leaf_sweep_report_a_reserved_entry_alike(case):
+    """A valid entry with a reserved encoding is one reserved-bits Fault in both sweeps
+    (the tree sweep used to drop it) and the walk faults on it at the same entry."""
+    from kmemdbg.arch.base import RESERVED
+    from kmemdbg.ptdump import LeafSweep
+    from test_model_walker import _deep_mapped_va, _reserved_plants
+
+    model, _ = fresh(case)
+    for why, level, raw, _ in _reserved_plants(case, model):
+        m2, kt2 = fresh(case, with_phys_bits=True)
+        va = _deep_mapped_va(m2)
+        entry_pa = m2.space.plant(va, level, raw)
+        items = list(sweep(kt2.format, TableCache(m2.memory), kt2.root_pa))
+        tree = [f for f in items if isinstance(f, TreeFault) and f.reason == RESERVED]
+        ls = LeafSweep(kt2.format, TableCache(m2.memory), kt2.root_pa)
+        ls.runs(0, 1 << 64)
+        flat = [f for f in ls.faults if f.reason == RESERVED]
+        assert len(tree) == 1, why
+        f = tree[0]
+        assert (f.level, f.entry_pa, f.raw) == (level, entry_pa, raw), why
+        assert f.start <= va < f.end, why
+        assert [(g.level, g.start, g.end, g.table_pa, g.raw, g.detail) for g in flat] == \
+            [(f.level, f.start, f.end, f.table_pa, f.raw, f.detail)], why
+        w = Walker(kt2.format, m2.memory, kt2.root_pa).walk(va)
+        assert (w.fault.reason, w.fault.entry_pa) == (RESERVED, entry_pa), why
+
+
+@pytest.mark.parametrize("case", BASE, ids=BASE_IDS)
+def test_scalar_and_table_decode_agree(case):
+    """PagingFormat.decode and decode_table give the same kind for every entry of every table."""
+    import numpy as np
+
+    from kmemdbg.arch.base import ENTRY_INVALID, ENTRY_LEAF, ENTRY_RESERVED, ENTRY_TABLE
+
+    model, kt = fresh(case)
+    fmt, cache = kt.format, TableCache(model.memory)
+    rng = random.Random(5)
+    for pa, level in table_pages(fmt, cache, kt.root_pa).items():
+        table = cache.table(pa, fmt.table_size(level))
+        raws = list(table) + [rng.getrandbits(64) for _ in range(64)]
+        valid, leaf, tab, bad = fmt.decode_table(np.array(raws, dtype=np.uint64), level)
+        for k, raw in enumerate(raws):
+            want = ENTRY_LEAF if leaf[k] else ENTRY_TABLE if tab[k] else \
+                ENTRY_RESERVED if bad[k] else ENTRY_INVALID
+            assert fmt.decode(raw, level) == want, (hex(raw), level)
+            assert bool(valid[k]) == (want != ENTRY_INVALID)

@@ -100,6 +100,13 @@ FAULT_REASONS = (NOT_PRESENT, PROT_NONE, SWAP, RESERVED, NON_CANONICAL,
                  TABLE_UNREADABLE, TABLE_LOOP, ROOT_MISALIGNED)
 
 
+#: What :meth:`PagingFormat.decode` says an entry is.
+ENTRY_INVALID = 0     # the valid bit(s) clear: a fault whose reason ``invalid()`` gives
+ENTRY_TABLE = 1       # points at the next level's table
+ENTRY_LEAF = 2        # maps memory (page, huge page, block)
+ENTRY_RESERVED = 3    # valid but a reserved encoding: the walk faults with RESERVED
+
+
 @dataclass(frozen=True)
 class InvalidEntry:
     """What a non-present entry holds: ``reason`` (one of the fault reasons) and a detail line."""
@@ -186,6 +193,68 @@ class PagingFormat:
     def index(self, va: int, level: int) -> int:
         lv = self.levels[level]
         return (va >> lv.shift) & ((1 << lv.bits) - 1)
+
+    # -- the one entry decoder (scalar and whole-table), from the masks above --------
+    def _decode_masks(self) -> Tuple[Tuple[bool, int, int, bool, int, int], ...]:
+        """Per level: (last, type mask, leaf value, leaf allowed, reserved-if-leaf, reserved-if-table).
+
+        At the last level the type test is ``page_mask``/``page_value`` and a
+        mismatch is reserved; above it ``leaf_mask``/``leaf_value`` tells a
+        leaf from a table and a leaf is reserved where ``leaf_ok`` is False.
+        """
+        got = self.__dict__.get("_masks")
+        if got is None:
+            last = len(self.levels) - 1
+            got = tuple((i == last, self.page_mask if i == last else self.leaf_mask,
+                         self.page_value if i == last else self.leaf_value,
+                         lv.leaf_ok, self.reserved_leaf[i], self.reserved_table[i])
+                        for i, lv in enumerate(self.levels))
+            object.__setattr__(self, "_masks", got)
+        return got
+
+    def decode(self, raw: int, level: int) -> int:
+        """What the 64-bit entry ``raw`` at level index ``level`` is: an ``ENTRY_*`` kind."""
+        if not raw & self.valid_mask:
+            return ENTRY_INVALID
+        last, tmask, tvalue, leaf_ok, res_leaf, res_table = self._decode_masks()[level]
+        if last:
+            if (raw & tmask) != tvalue:
+                return ENTRY_RESERVED
+            return ENTRY_RESERVED if raw & res_leaf else ENTRY_LEAF
+        if (raw & tmask) == tvalue:
+            return ENTRY_LEAF if leaf_ok and not raw & res_leaf else ENTRY_RESERVED
+        return ENTRY_RESERVED if raw & res_table else ENTRY_TABLE
+
+    def reserved_reason(self, raw: int, level: int) -> str:
+        """Why :meth:`decode` called ``raw`` reserved, as a sentence."""
+        last, tmask, tvalue, leaf_ok, res_leaf, res_table = self._decode_masks()[level]
+        name = self.levels[level].name
+        leaf = (raw & tmask) == tvalue
+        if last and not leaf:
+            return "descriptor type is reserved at the last level"
+        if leaf and not last and not leaf_ok:
+            return f"leaf (huge page/block) not allowed at {name}"
+        return f"reserved bits 0x{raw & (res_leaf if leaf else res_table):x} set"
+
+    def decode_table(self, entries, level: int):
+        """:meth:`decode` of a whole table at once: ``entries`` a numpy uint64 array.
+
+        Returns boolean arrays ``(valid, leaf, table, reserved)`` (``leaf`` and
+        ``table`` exclude reserved entries), from the same masks.
+        """
+        import numpy as np
+
+        last, tmask, tvalue, leaf_ok, res_leaf, res_table = self._decode_masks()[level]
+        valid = (entries & np.uint64(self.valid_mask)) != 0
+        typed = (entries & np.uint64(tmask)) == np.uint64(tvalue)
+        if last:
+            leaf = valid & typed & ((entries & np.uint64(res_leaf)) == 0)
+            table = np.zeros_like(valid)
+        else:
+            leaf = valid & typed & ((entries & np.uint64(res_leaf)) == 0) if leaf_ok \
+                else np.zeros_like(valid)
+            table = valid & ~typed & ((entries & np.uint64(res_table)) == 0)
+        return valid, leaf, table, valid & ~leaf & ~table
 
     def level_named(self, name: str) -> int:
         for i, lv in enumerate(self.levels):
