@@ -8,14 +8,17 @@ same session object.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional, Tuple
 
+from .arch import arch_named
 from .errors import LayoutError, PhysicalReadError, SourceError
 from .kernel_tables import KernelTables, kernel_tables
 from .memory import PhysicalMemory, TableCache
-from .sources.elfcore import ElfCoreMemory
 from .vmcoreinfo import VmcoreInfo
 from .walk import BatchResult, Walk, Walker
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .arch import Arch
 
 #: Bytes one virtual read may ask for (a corrupt length must not become a huge allocation).
 MAX_READ_BYTES = 1 << 28
@@ -69,11 +72,22 @@ class Session:
         return bytes(out)
 
 
-def session_from(memory: PhysicalMemory, info: VmcoreInfo, arch: str, description: str,
+def session_parts(memory: PhysicalMemory, info: VmcoreInfo, arch: "Arch | str") -> Tuple[KernelTables, Walker]:
+    """The kernel's tables (root and format, from ``info``) and a walker over them.
+
+    ``arch`` is a registry Arch or its name.  Raises LayoutError/VmcoreinfoError
+    naming the VMCOREINFO key at fault.
+    """
+    arch = arch_named(arch) if isinstance(arch, str) else arch
+    tables = kernel_tables(info, arch.name)
+    walker = Walker(tables.format, memory, tables.root_pa, TableCache(memory), half=arch.kernel_half)
+    return tables, walker
+
+
+def session_from(memory: PhysicalMemory, info: VmcoreInfo, arch: "Arch | str", description: str,
                  prog: Optional[object] = None) -> Session:
-    tables = kernel_tables(info, arch)
-    walker = Walker(tables.format, memory, tables.root_pa, TableCache(memory),
-                    half="upper" if arch == "arm64" else "both")
+    """A Session (no symbols, no layout): :func:`kmemdbg.api.kernel_from` builds the full Kernel."""
+    tables, walker = session_parts(memory, info, arch)
     return Session(memory, info, tables, walker, description, prog)
 
 
@@ -118,13 +132,15 @@ def check_root(kernel: Session, allow_truncated: bool = False) -> None:
 def open_core(path: str) -> Session:
     """Open an ELF vmcore (kdump, QEMU dump-guest-memory, kmemdbg slice or model core).
 
-    Raises SourceError or LayoutError with a one-line cause.
+    Needs no drgn and no debug info; the Kernel has no symbols.  Raises
+    SourceError or LayoutError with a one-line cause.
     """
+    from .api import kernel_from
+    from .sources.elfcore import ElfCoreMemory
+
     mem = ElfCoreMemory(path)
-    if mem.arch is None:
-        raise SourceError(f"{path}: ELF machine {mem.machine} is not x86-64 or arm64")
     note = mem.note(b"VMCOREINFO")
     if note is None:
         raise LayoutError(f"{path}: the core has no VMCOREINFO note (was qemu_fw_cfg loaded in the guest?)")
     info = VmcoreInfo.parse(note)
-    return session_from(mem, info, mem.arch, f"{path} ({info.osrelease() or 'unknown release'})")
+    return kernel_from(mem, info, mem.arch_hint, None, f"{path} ({info.osrelease() or 'unknown release'})")

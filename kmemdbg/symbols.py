@@ -7,8 +7,8 @@ from, in the words printed by the commands ("DWARF from vmlinux", "kallsyms tabl
 in the dump", "none").
 
 Implementations: :class:`SymbolTable` (drgn-backed: DWARF or the dump's kallsyms),
-:class:`kmemdbg.kallsyms.KallsymsTable` (the dump's kallsyms tables decoded by
-kmemdbg itself), ``kmemdbg.gdb.commands`` (gdb's symbol lookup) and
+:class:`kmemdbg.kallsyms.KallsymsSymbols` (the kallsyms tables in memory, decoded
+by kmemdbg itself: the gdb front end uses it) and
 :class:`kmemdbg.crash.target.CrashSymbols` (crash's).
 """
 

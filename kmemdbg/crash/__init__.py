@@ -24,7 +24,6 @@ from ..errors import KmemdbgError
 
 SHIM_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kmemdbg_crash.c")
 HEADERS_DIR = "/usr/include/crash"
-_ARCH_DEFINES = {"x86_64": "X86_64", "aarch64": "ARM64"}
 
 
 class BuildError(KmemdbgError):
@@ -58,11 +57,14 @@ def package_root() -> str:
 
 
 def build_command(out: str, python: str, cc: str, headers: str = HEADERS_DIR) -> List[str]:
+    from ..arch import ARCHES, arch_for_host
+
     machine = os.uname().machine
-    arch = _ARCH_DEFINES.get(machine)
+    arch = arch_for_host(machine)
     if arch is None:
-        raise BuildError(f"crash extensions for {machine} are not supported (x86-64 and arm64 are)")
-    return [cc, "-shared", "-fPIC", "-rdynamic", "-O2", "-Wall", f"-D{arch}", f"-I{headers}",
+        known = " and ".join(a.display for a in ARCHES)
+        raise BuildError(f"crash extensions for {machine} are not supported ({known} are)")
+    return [cc, "-shared", "-fPIC", "-rdynamic", "-O2", "-Wall", f"-D{arch.crash_define}", f"-I{headers}",
             f'-DKMEMDBG_PYTHON="{python}"', f'-DKMEMDBG_PYTHONPATH="{package_root()}"',
             "-o", out, SHIM_SOURCE]
 

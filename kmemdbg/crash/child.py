@@ -44,7 +44,7 @@ class Child:
     def get_kernel(self):
         from .target import open_crash
 
-        if self.kernel is not None and self.kernel.source.get("live") == "1":
+        if self.kernel is not None and self.kernel.memory.live:
             self.kernel = None          # a live kernel moves on between commands
         if self.kernel is None:
             t0 = time.monotonic()
@@ -222,8 +222,7 @@ def serve(rfd: int, wfd: int) -> None:
                 status, out, err = run(child, argv)
                 child.history.append((argv, time.monotonic() - t0, link.round_trips - trips0))
             except KeyboardInterrupt:
-                child.kernel = None if child.kernel is not None and child.kernel.source.get("live") == "1" \
-                    else child.kernel
+                child.kernel = None if child.kernel is not None and child.kernel.memory.live else child.kernel
                 status, out, err = 130, "", "kmemdbg: interrupted\n"
             except CrashGoneError:
                 return

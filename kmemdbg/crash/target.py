@@ -4,23 +4,29 @@ Memory bytes, VMCOREINFO values and symbol values come from crash.  Two
 facts kmemdbg's command line takes from a dump's *headers* (not its memory)
 are read from the same headers here so the answers match the command
 line's: the physical RAM ranges (ELF PT_LOADs, a compressed kdump's bitmap)
-and the ELF direct-map offset (``p_vaddr - p_paddr``).  For sources without
-such headers (a live system, other formats) they are absent and
-``kernel.notes`` says so.
+and the ELF direct-map offset (``p_vaddr - p_paddr``).  The memory source
+declares them (:class:`~kmemdbg.sources.crash_pipe.CrashPhysicalMemory`
+asks kmemdbg's own reader of the dump file).  For sources without such
+headers (a live system, other formats) they are absent and ``kernel.notes``
+says so.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
+from ..api import kernel_from
+from ..arch import ARCHES, arch_for_crash_machine
 from ..errors import KmemdbgError, SourceError
 from ..kallsyms import KallsymsSymbols
 from ..kernel import Kernel
+from ..memory import MemorySource
+from ..session import check_root
+from ..sources import DUMP_KINDS
 from ..sources.crash_pipe import CrashLink, CrashPhysicalMemory
 from ..vmcoreinfo import VmcoreInfo
 
 #: Longest VMCOREINFO text accepted from the kernel's own buffer (the kernel's is one page).
 MAX_VMCOREINFO_BYTES = 1 << 16
-_MACHINES = {"X86_64": "x86_64", "ARM64": "arm64"}
 
 
 class CrashSymbols:
@@ -56,18 +62,10 @@ class CrashSymbols:
 
 
 class CrashKernel(Kernel):
-    """A Kernel whose RAM ranges and ELF linear offset come from the dump's headers."""
+    """A Kernel read through crash; ``link`` is the pipe, ``source`` what crash said it has open."""
 
-    header_ram: List[Tuple[int, int]] = []
-    header_linear: Tuple[Optional[int], str] = (None, "")
     link: Optional[CrashLink] = None
     source: dict = {}
-
-    def ram(self) -> List[Tuple[int, int]]:
-        return sorted(self.header_ram)
-
-    def _elf_linear_offset(self) -> Tuple[Optional[int], str]:
-        return self.header_linear
 
 
 def _vmcoreinfo_text(link: CrashLink, notes: List[str]) -> str:
@@ -105,54 +103,41 @@ def _vmcoreinfo_text(link: CrashLink, notes: List[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _header_facts(kind: str, path: str, notes: List[str]):
-    """(RAM ranges, (ELF linear offset, its source)) from the dump's headers."""
-    from ..kernel_tables import START_KERNEL_MAP
-    from ..sources.elfcore import ElfCoreMemory, linear_offset_from_headers
-
+def _dump_headers(kind: str, path: str, notes: List[str]) -> Optional[MemorySource]:
+    """kmemdbg's own reader of the dump crash has open, for the facts of its *headers*
+    (RAM ranges, ELF direct-map offset); None (and a note) when there is none."""
+    found = next((k for k in DUMP_KINDS if k.name == kind), None)
+    if found is None:
+        notes.append(f"RAM ranges unknown: crash's source is {kind}, whose headers kmemdbg does not read")
+        return None
     try:
-        if kind == "elf":
-            mem = ElfCoreMemory(path)
-            ram = [(pa, pa + memsz) for pa, _f, _o, memsz, _v in mem.loads]
-            headers = [(1, va, pa, memsz) for pa, _f, _o, memsz, va in mem.loads]
-            return ram, (linear_offset_from_headers(headers, START_KERNEL_MAP), "ELF PT_LOAD p_vaddr - p_paddr")
-        if kind == "kdump-compressed":
-            from ..sources.kdump import KdumpMemory
-
-            return KdumpMemory(path).ranges(), (None, "")
+        return found.open(path)
     except (KmemdbgError, OSError) as err:
         notes.append(f"RAM ranges unknown: the headers of {path} are unreadable ({err})")
-        return [], (None, "")
-    notes.append(f"RAM ranges unknown: crash's source is {kind}, whose headers kmemdbg does not read")
-    return [], (None, "")
+        return None
 
 
 def open_crash(link: CrashLink) -> CrashKernel:
     """Build the Kernel crash has open; raises SourceError/LayoutError with one-line causes."""
-    try:
-        from ..session import check_root
-    except ImportError:     # before check_root moved to kmemdbg.session
-        from ..api import _check_root as check_root
-
     source = link.source()
     notes: List[str] = []
-    arch = _MACHINES.get(source.get("machine", ""))
+    arch = arch_for_crash_machine(source.get("machine", ""))
     if arch is None:
-        raise SourceError(f"crash's machine type {source.get('machine')!r} is not x86-64 or arm64")
+        known = " or ".join(a.display for a in ARCHES)
+        raise SourceError(f"crash's machine type {source.get('machine')!r} is not {known}")
     live = source.get("live") == "1"
     text = _vmcoreinfo_text(link, notes)
     info = VmcoreInfo.parse(text)
-    memory = CrashPhysicalMemory(link, live=live)
     path = source.get("path", "")
     if live:
         description = f"live system via crash ({source.get('memsrc') or path or 'live memory'})"
-        ram, linear = [], (None, "")
+        headers = None
         notes.append("RAM ranges unknown on a live system read through crash")
     else:
         description = path
-        ram, linear = _header_facts(source.get("kind", ""), path, notes)
-    kernel = CrashKernel.build(memory, info, arch, description, None, None, notes)  # type: ignore[arg-type]
-    kernel.header_ram, kernel.header_linear = ram, linear
+        headers = _dump_headers(source.get("kind", ""), path, notes)
+    memory = CrashPhysicalMemory(link, live=live, description=description, headers=headers)
+    kernel = kernel_from(memory, info, arch, None, description, None, notes, kind=CrashKernel)
     kernel.link, kernel.source = link, source
     kernel.symbols = CrashSymbols(KallsymsSymbols(info, kernel.read), link)
     check_root(kernel, False)

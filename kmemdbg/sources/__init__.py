@@ -51,18 +51,21 @@ def _open_elf(path: str) -> MemorySource:
 @dataclass(frozen=True)
 class DumpKind:
     """One dump file format: ``matches(first MAGIC_BYTES bytes)`` picks it, ``open(path)``
-    reads it; ``contents`` names what a truncated file of this kind lacks, in words."""
+    reads it; ``contents`` names what a truncated file of this kind lacks, in words;
+    ``drgn_opens`` says whether drgn reads the file itself (else drgn is given
+    kmemdbg's reader, for symbols)."""
 
     name: str
     matches: Callable[[bytes], bool]
     open: Callable[[str], MemorySource]
     contents: str
+    drgn_opens: bool
 
 
 #: Dump formats, tried in this order.
 DUMP_KINDS: Tuple[DumpKind, ...] = (
-    DumpKind("kdump-compressed", _is_kdump, _open_kdump, "page descriptors or page data"),
-    DumpKind("elf", _is_elf, _open_elf, "memory described by its program headers"),
+    DumpKind("kdump-compressed", _is_kdump, _open_kdump, "page descriptors or page data", drgn_opens=False),
+    DumpKind("elf", _is_elf, _open_elf, "memory described by its program headers", drgn_opens=True),
 )
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import PhysicalReadError, SourceError
+from ..memory import LinearOffset, MemorySource
 
 HEADER = struct.Struct("<IIQQ")
 PAGE = 4096
@@ -164,19 +165,31 @@ class CrashLink:
         return CrashTranslation(va, pa0 if flags & 1 else None, pa1 if flags & 2 else None, lines)
 
 
-class CrashPhysicalMemory:
+class CrashPhysicalMemory(MemorySource):
     """Physical memory read by crash, cached in 4 KiB pages.
 
     ``read(pa, size)`` returns exactly ``size`` bytes or raises
     PhysicalReadError.  For a live system crash opened, call :meth:`clear`
-    before each command (the kernel moves on); ``zero_fills_holes`` is set
-    there, since crash's live drivers may read holes as zeros.
+    before each command (the kernel moves on, a new ``generation``);
+    ``zero_fills_holes`` is set there, since crash's live drivers may read
+    holes as zeros.  ``headers`` is kmemdbg's own reader of the dump file
+    crash has open (None for a live system or a format kmemdbg does not
+    read): the RAM ranges and the direct-map offset are what its headers say.
     """
 
-    def __init__(self, link: CrashLink, live: bool = False) -> None:
+    def __init__(self, link: CrashLink, live: bool = False, description: str = "crash",
+                 headers: Optional[MemorySource] = None) -> None:
         self.link = link
-        self.zero_fills_holes = live
+        self.live = self.zero_fills_holes = live
+        self.description = description
+        self.headers = headers
         self._pages: Dict[int, bytes] = {}
+
+    def ram_ranges(self) -> Optional[List[Tuple[int, int]]]:
+        return self.headers.ram_ranges() if self.headers is not None else None
+
+    def linear_offset(self, image_start_va: int) -> Optional[LinearOffset]:
+        return self.headers.linear_offset(image_start_va) if self.headers is not None else None
 
     def _fetch(self, pa: int, size: int) -> bytes:
         out: List[bytes] = []
@@ -217,7 +230,9 @@ class CrashPhysicalMemory:
         return blob[off:off + size]
 
     def clear(self) -> None:
+        """Forget every page read: the kernel may have moved on."""
         self._pages.clear()
+        self.moved_on()
 
 
 __all__ = ["CrashLink", "CrashPhysicalMemory", "CrashTranslation", "CrashGoneError", "CrashRequestError"]

@@ -5,8 +5,8 @@ Only the ELF header, the program headers and the requested bytes are read
 never written.  Physical addresses come from each PT_LOAD's ``p_paddr``.
 
 Every header value is checked as it is read (``Elf64_Ehdr``/``Elf64_Phdr``
-of the System V gABI): a 64-bit little-endian ``ET_CORE`` of a supported
-machine, program headers of exactly 56 bytes inside the file, PT_LOAD
+of the System V gABI): a 64-bit little-endian ``ET_CORE`` of a machine of the
+architecture registry (:func:`kmemdbg.arch.arch_for_elf_machine`), program headers of exactly 56 bytes inside the file, PT_LOAD
 segments whose file size does not pass their memory size and whose physical
 range fits in 52 bits, notes inside the file.  A bad value raises
 SourceError naming the field and the value.
@@ -17,15 +17,13 @@ import bisect
 import struct
 from typing import List, Optional, Tuple
 
+from ..arch import ARCHES, arch_for_elf_machine
 from ..errors import PhysicalReadError, SourceError
 from ..memory import LinearOffset, MemorySource
 from .dumpfile import DumpFile, open_regular
 
 PT_LOAD = 1
 PT_NOTE = 4
-EM_X86_64 = 62
-EM_AARCH64 = 183
-ARCH_BY_MACHINE = {EM_X86_64: "x86_64", EM_AARCH64: "arm64"}
 PHDR_BYTES = 56            # sizeof(Elf64_Phdr)
 PN_XNUM = 0xFFFF           # e_phnum escape: the count is in section header 0's sh_info
 MAX_PHNUM = 1 << 20        # far above any dump (one PT_LOAD per RAM range)
@@ -113,9 +111,10 @@ class ElfCoreMemory(MemorySource):
         if e_version != 1:
             raise self._bad(f"ELF e_version {e_version} is not 1")
         self.machine = e_machine
-        self.arch: Optional[str] = ARCH_BY_MACHINE.get(e_machine)
-        if self.arch is None:
-            raise self._bad(f"ELF e_machine {e_machine} is not x86-64 ({EM_X86_64}) or arm64 ({EM_AARCH64})")
+        self.arch_hint = arch_for_elf_machine(e_machine)
+        if self.arch_hint is None:
+            known = " or ".join(f"{a.display} ({a.elf_machine})" for a in ARCHES)
+            raise self._bad(f"ELF e_machine {e_machine} is not {known}")
         if e_phentsize != PHDR_BYTES:
             raise self._bad(f"ELF e_phentsize {e_phentsize} is not {PHDR_BYTES} (sizeof(Elf64_Phdr))")
         if e_phnum == PN_XNUM:

@@ -27,15 +27,13 @@ import struct
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Protocol, Tuple
 
-from ..arch import arm64, x86_64
-from ..arch.base import PagingFormat
+from ..arch import ARCHES, Arch, CpuPaging, PagingOffError, arch_for_gdb, arch_for_host, arch_named  # noqa: F401
 from ..errors import PhysicalReadError, SourceError
 from ..memory import MemorySource, TableCache
 from ..vmcoreinfo import VmcoreInfo
 from ..walk import Walker
 
 PAGE = 4096
-MASK64 = (1 << 64) - 1
 
 
 class NotConnectedError(SourceError):
@@ -44,10 +42,6 @@ class NotConnectedError(SourceError):
 
 class NoPhysicalModeError(SourceError):
     """The remote stub does not offer QEMU's physical-memory mode."""
-
-
-class PagingOffError(SourceError):
-    """The CPU has address translation switched off, so there are no kernel page tables."""
 
 
 class NotAKernelError(SourceError):
@@ -80,7 +74,7 @@ class StubLink(Protocol):
         ...
 
     def arch_name(self) -> str:
-        """gdb's name of the target architecture ("i386:x86-64", "aarch64")."""
+        """gdb's name of the target architecture (matched by :func:`kmemdbg.arch.arch_for_gdb`)."""
         ...
 
     def flush_cache(self) -> None:
@@ -179,73 +173,22 @@ class GdbPhysicalMemory(MemorySource):
 
 # -- what the CPU says ---------------------------------------------------------
 
-@dataclass(frozen=True)
-class CpuPaging:
-    """The translation regime the CPU is in at this stop.
-
-    ``root_pa`` is the physical address of the top-level table that
-    translates kernel addresses (CR3 on x86-64, TTBR1_EL1 on arm64), or None
-    when the stub does not expose it; ``pc_va`` the program counter.
-    """
-
-    arch: str
-    format: Optional[PagingFormat]
-    root_pa: Optional[int]
-    pc_va: Optional[int]
-    evidence: str
-
-
-def _bits(lo: int, hi: int) -> int:
-    return ((1 << (hi - lo + 1)) - 1) << lo
-
-
-def cpu_paging(link) -> CpuPaging:
-    """Read the paging registers; raises SourceError subclasses with one-line causes."""
+def stub_arch(link: StubLink) -> Arch:
+    """The registry Arch of the stub's CPU; SourceError when kmemdbg has none for it."""
     name = link.arch_name()
-    pc = link.register("pc")
-    if name == "i386:x86-64":
-        cr0, cr3, cr4 = link.register("cr0"), link.register("cr3"), link.register("cr4")
-        if cr0 is None or cr3 is None or cr4 is None:
-            return CpuPaging("x86_64", None, None, pc, "CR0/CR3/CR4 not exposed by the stub")
-        if not cr0 >> 31 & 1:
-            raise PagingOffError(f"paging is off (CR0.PG=0, CR0=0x{cr0:x}): no kernel page tables yet")
-        efer = link.register("efer")
-        if efer is not None and not efer >> 10 & 1:
-            raise PagingOffError("the CPU is not in long mode (EFER.LMA=0): not a 64-bit kernel yet")
-        levels = 5 if cr4 >> 12 & 1 else 4
-        fmt = x86_64.paging_format(levels)
-        return CpuPaging("x86_64", fmt, cr3 & _bits(12, 51), pc,
-                         f"CR3=0x{cr3:x}, CR4.LA57={levels == 5:d}")
-    if name.startswith("aarch64"):
-        sctlr = link.register("SCTLR_EL1")
-        if sctlr is None:
-            sctlr = link.register("SCTLR")
-        if sctlr is not None and not sctlr & 1:
-            raise PagingOffError(f"the MMU is off (SCTLR_EL1.M=0, SCTLR=0x{sctlr:x}): no kernel page tables yet")
-        tcr, ttbr1 = link.register("TCR_EL1"), link.register("TTBR1_EL1")
-        if tcr is None or ttbr1 is None:
-            return CpuPaging("arm64", None, None, pc, "TTBR1_EL1/TCR_EL1 not exposed by the stub")
-        if tcr >> 23 & 1:
-            raise PagingOffError("TTBR1 walks are disabled (TCR_EL1.EPD1=1): no kernel half to translate")
-        t1sz = tcr >> 16 & 0x3F
-        page_size = {1: 16384, 2: 4096, 3: 65536}.get(tcr >> 30 & 3)
-        if page_size is None:
-            raise SourceError(f"TCR_EL1.TG1 has the reserved value 0 (TCR_EL1=0x{tcr:x})")
-        ds, ips = tcr >> 59 & 1, tcr >> 32 & 7
-        root = ttbr1 & _bits(6, 47)
-        if ds or (page_size == 65536 and ips == 6):
-            # 52-bit output addresses: TTBR BADDR[51:48] sits in bits 5:2.
-            root |= (ttbr1 >> 2 & 0xF) << 48
-        else:
-            root = ttbr1 & _bits(1, 47)
-        try:
-            fmt = arm64.paging_format(page_size, 64 - t1sz, t1sz)
-        except ValueError as err:
-            raise SourceError(f"unsupported arm64 paging in TCR_EL1=0x{tcr:x}: {err}") from None
-        return CpuPaging("arm64", fmt, root, pc,
-                         f"TTBR1_EL1=0x{ttbr1:x}, TCR_EL1=0x{tcr:x} (T1SZ={t1sz}, {page_size // 1024}K, DS={ds})")
-    raise SourceError(f"unknown architecture {name!r}: kmemdbg reads x86-64 and arm64 kernels "
-                      "(for arm64 use gdb-multiarch)")
+    arch = arch_for_gdb(name)
+    if arch is None:
+        known = " and ".join(a.display for a in ARCHES)
+        others = " or ".join(a.display for a in ARCHES if a is not arch_for_host())
+        raise SourceError(f"unknown architecture {name!r}: kmemdbg reads {known} kernels "
+                          f"(for {others} use gdb-multiarch)")
+    return arch
+
+
+def cpu_paging(link: StubLink) -> CpuPaging:
+    """Read the paging registers (the architecture's ``cpu_paging`` hook); raises
+    SourceError subclasses (PagingOffError when translation is off) with one-line causes."""
+    return stub_arch(link).cpu_paging(link)
 
 
 # -- finding VMCOREINFO in guest memory -----------------------------------------
@@ -299,23 +242,11 @@ def read_vmcoreinfo_at(memory, pa: int) -> Optional[str]:
 
 
 def scan_order(paging: CpuPaging, walker: Optional[Walker], limit_bytes: int) -> List[Tuple[int, int]]:
-    """Physical ``[start, end)`` ranges to scan for the note, most likely first.
-
-    The note and the data page are page allocations made at subsys_initcall
-    time, which the buddy allocator serves from the lowest free pages, so
-    the scan runs upward from the bottom of RAM: on x86-64 from 16 MiB
-    (GFP_KERNEL avoids ZONE_DMA) and then the first 16 MiB; on arm64 from
-    the 1 GiB boundary below the kernel image, whose physical address the
-    program counter's translation gives (QEMU's virt board puts RAM at 1 GiB).
-    """
-    if paging.arch == "x86_64":
-        return [(16 << 20, (16 << 20) + limit_bytes), (1 << 20, 16 << 20)]
-    base = 1 << 30
-    if walker is not None and paging.pc_va is not None and paging.pc_va >> 63:
-        pa = walker.walk(paging.pc_va).pa
-        if pa is not None:
-            base = pa & ~((1 << 30) - 1)
-    return [(base, base + limit_bytes)]
+    """Physical ``[start, end)`` ranges to scan for the note, most likely first (the
+    architecture's ``scan_order`` hook: the note and the data page are page allocations
+    made at subsys_initcall time, which the buddy allocator serves from the lowest free
+    pages, so each architecture scans upward from where its RAM starts)."""
+    return arch_named(paging.arch).scan_order(paging, walker, limit_bytes)
 
 
 def find_vmcoreinfo(link, memory, paging: CpuPaging, limit_bytes: int = SCAN_LIMIT_BYTES) -> FoundVmcoreinfo:
@@ -358,6 +289,6 @@ def find_vmcoreinfo(link, memory, paging: CpuPaging, limit_bytes: int = SCAN_LIM
                           "vmcoreinfo_note")
 
 
-__all__ = ["StubLink", "GdbPhysicalMemory", "SCAN_LIMIT_BYTES", "CpuPaging", "cpu_paging", "find_vmcoreinfo",
+__all__ = ["StubLink", "GdbPhysicalMemory", "SCAN_LIMIT_BYTES", "stub_arch", "CpuPaging", "cpu_paging", "find_vmcoreinfo",
            "FoundVmcoreinfo", "NotConnectedError", "NoPhysicalModeError", "PagingOffError",
            "NotAKernelError", "read_vmcoreinfo_at"]

@@ -35,6 +35,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+from ..arch import arch_for_kdump_machine
 from ..errors import PhysicalReadError, SourceError
 from ..memory import MemorySource
 from ..vmcoreinfo import MAX_VMCOREINFO_BYTES
@@ -48,7 +49,6 @@ HEADER_FIELDS = struct.Struct("<IiiIIIIIIi")
 SUB_HEADER = struct.Struct("<QiiQQQQQQQQ")
 SUB_HEADER_V6_END = 104   # start_pfn_64, end_pfn_64, max_mapnr_64 follow the 80 bytes above
 DESC = struct.Struct("<qIIQ")
-ARCH_BY_MACHINE = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 MIN_BLOCK, MAX_BLOCK = 4096, 1 << 20
 #: 2^31 frames: 8 TiB of 4 KiB frames; each bitmap then takes 256 MiB.
 MAX_FRAMES = 1 << 31
@@ -103,7 +103,7 @@ class KdumpMemory(MemorySource):
         uts = [head[12 + i * UTS_LEN:12 + (i + 1) * UTS_LEN].split(b"\0")[0].decode("ascii", "replace")
                for i in range(6)]
         self.machine = uts[4]
-        self.arch: Optional[str] = ARCH_BY_MACHINE.get(self.machine)
+        self.arch_hint = arch_for_kdump_machine(self.machine)
         (_status, bs, sub_blocks, bitmap_blocks, max_mapnr, _ram, _dev, _written,
          _cpu, _ncpu) = HEADER_FIELDS.unpack_from(head, HEADER_FIELDS_OFF)
         if not MIN_BLOCK <= bs <= MAX_BLOCK or bs & (bs - 1):

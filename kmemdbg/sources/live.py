@@ -9,8 +9,6 @@ import os
 import socket
 import stat
 import time
-from typing import Optional
-
 from ..errors import SourceError
 from .drgn_program import DrgnPhysicalMemory, drgn_platform
 
