@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .errors import KmemdbgError
-from .layout import MASK64, START_KERNEL_MAP, Evidence, Layout, Region, discover
+from .arch import Arch, arch_named
+from .layout import MASK64, Evidence, Layout, Region, discover
 from .linux.owners import IMAGE_SECTIONS, OwnerIndex, first_line
 from .linux.page import page_struct_bytes
 from .linux.tasks import Task, TaskOffsets, for_each_task
@@ -101,12 +102,18 @@ class Kernel(Session):
         self.guess_layout = False
 
     @classmethod
-    def build(cls, memory: PhysicalMemory, info: VmcoreInfo, arch: str, description: str,
+    def build(cls, memory: PhysicalMemory, info: VmcoreInfo, arch: "Arch | str", description: str,
               prog, symbols: SymbolTable, notes: Sequence[str]) -> "Kernel":
-        tables = kernel_tables(info, arch)
-        walker = Walker(tables.format, memory, tables.root_pa, TableCache(memory),
-                        half="upper" if arch == "arm64" else "both")
+        """A Kernel over ``memory``; ``arch`` is a registry :class:`~kmemdbg.arch.Arch` or its name."""
+        spec = arch_named(arch) if isinstance(arch, str) else arch
+        tables = kernel_tables(info, spec.name)
+        walker = Walker(tables.format, memory, tables.root_pa, TableCache(memory), half=spec.kernel_half)
         return cls(memory, info, tables, walker, description, prog, symbols, notes)
+
+    @property
+    def arch_spec(self) -> Arch:
+        """The registry record of this kernel's architecture."""
+        return arch_named(self.arch)
 
     # -- evidence -----------------------------------------------------------
     def _read_int(self, va: int, size: int) -> Optional[int]:
@@ -121,7 +128,12 @@ class Kernel(Session):
 
     def _elf_linear_offset(self) -> Tuple[Optional[int], str]:
         """``p_vaddr - p_paddr`` of a direct-map segment of the source's headers (dump file, /proc/kcore)."""
-        found = declared(self.memory).linear_offset(START_KERNEL_MAP)
+        image_base = self.arch_spec.image_base
+        if image_base is None:
+            # only an arch whose image sits at a fixed base tells the direct map's PT_LOADs
+            # from the image's by address; elsewhere the headers are no evidence
+            return None, ""
+        found = declared(self.memory).linear_offset(image_base)
         return (found.offset, found.source) if found is not None else (None, "")
 
     @property
@@ -220,20 +232,15 @@ class Kernel(Session):
     def struct_pages(self) -> Tuple[Optional[int], int]:
         """(virtual base of the struct page array for pfn 0, SIZE(page) in bytes).
 
-        ``SYMBOL(vmemmap)`` where VMCOREINFO has it (6.9+), else x86-64's
-        ``vmemmap_base`` and arm64's ``VMEMMAP_START - (PHYS_OFFSET >>
-        PAGE_SHIFT) * SIZE(page)`` (arch/arm64/include/asm/memory.h).  The
-        base is None when nothing gives it.
+        ``SYMBOL(vmemmap)`` where VMCOREINFO has it (6.9+), else the
+        architecture's rule (``Arch.vmemmap_base``).  The base is None when
+        nothing gives it.
         """
         info = self.info
         size = page_struct_bytes(info)
         base = info.symbol("vmemmap")
-        if base is None and self.arch == "x86_64":
-            base = self.layout.value("vmemmap_base")
-        if base is None and self.arch == "arm64":
-            start, phys = info.number("VMEMMAP_START"), self.layout.value("PHYS_OFFSET")
-            if start is not None and phys is not None:
-                base = (start - (phys >> self.tables.format.page_shift) * size) & MASK64
+        if base is None:
+            base = self.arch_spec.vmemmap_base(info, self.layout, self.tables.format.page_shift, size)
         return base, size
 
     def page_evidence(self) -> PageEvidence:
@@ -432,7 +439,7 @@ class Kernel(Session):
         if root is None:
             raise KmemdbgError(f"mm->pgd 0x{pgd_va:x} is not mapped")
         return Walker(self.tables.format, self.memory, root, self.walker.cache,
-                      half="lower" if self.arch == "arm64" else "both")
+                      half=self.arch_spec.user_half)
 
     def translate_user(self, va: int, pid: Optional[int] = None, mm: Optional[int] = None) -> Walk:
         """Walk user virtual ``va`` in the address space of ``pid`` (or ``mm``)."""

@@ -255,14 +255,7 @@ class AuditContext:
 
     def linear_va(self, pa: int) -> Optional[int]:
         """The linear-map (direct-map) virtual address of physical ``pa``."""
-        v = self.layout.value
-        if self.kernel.arch == "x86_64":
-            pob = v("page_offset_base")
-            return None if pob is None else (pob + pa) & ((1 << 64) - 1)
-        po, phys = v("PAGE_OFFSET"), v("PHYS_OFFSET")
-        if po is None or phys is None:
-            return None
-        return (po + pa - phys) & ((1 << 64) - 1)
+        return self.kernel.arch_spec.linear_va(self.layout, pa)
 
     def arith_pa(self, va: int) -> Optional[int]:
         return kernel_pa(self.layout, va).pa
