@@ -104,7 +104,7 @@ def open(core: Optional[str] = None, kcore: bool = False, qmp: Optional[str] = N
         guest = memory.arch_hint or arch_of_vmcoreinfo(info)
         if guest is None:
             raise SourceError(f"{core}: cannot tell the architecture "
-                              f"(header says {memory.machine!r})")  # type: ignore[attr-defined]
+                              f"(header says {memory.machine!r})")
         kernel_tables(info, guest.name)    # every value the walker needs, checked before drgn sees it
         if drgn is not None:
             from .sources.drgn_program import open_core_prog, prog_over

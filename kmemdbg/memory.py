@@ -53,6 +53,8 @@ class PhysicalMemory(Protocol):
     - ``arch_hint``: the :class:`kmemdbg.arch.Arch` the source's headers name
       (ELF ``e_machine``, a kdump header's utsname machine, drgn's platform),
       or None when they name none.
+    - ``machine``: the raw machine id the headers carry (ELF ``e_machine``,
+      a kdump utsname machine string), for messages; None without headers.
     - ``missing_bytes``: bytes the headers promise that the file lacks
       (a truncated dump), 0 when complete.
     - ``ram_ranges()``: sorted physical ``[start, end)`` ranges the source
@@ -69,6 +71,7 @@ class PhysicalMemory(Protocol):
     generation: int
     description: str
     arch_hint: Optional[object]
+    machine: object
     missing_bytes: int
 
     def read(self, pa: int, size: int) -> bytes:  # pragma: no cover - protocol
@@ -100,6 +103,7 @@ class MemorySource:
     generation: int = 0
     description: str = ""
     arch_hint: Optional[object] = None   # a kmemdbg.arch.Arch
+    machine: object = None               # the raw machine id of the headers (e_machine, utsname), for messages
     missing_bytes: int = 0
 
     def read(self, pa: int, size: int) -> bytes:  # pragma: no cover - every source overrides it

@@ -135,7 +135,7 @@ def prog_over(memory: MemorySource, path: str, notes: List[str], text: bytes, ar
     import drgn
 
     if memory.arch_hint is None:
-        notes.append(f"the kdump header names machine {memory.machine!r}; took {arch.name} "  # type: ignore[attr-defined]
+        notes.append(f"the kdump header names machine {memory.machine!r}; took {arch.name} "
                      "from VMCOREINFO")
     prog = drgn.Program(drgn_platform(arch))
 
