@@ -7,32 +7,78 @@ registers one command.  In the drgn REPL::
     >>> %kmemdbg --json check 0xffffd3614000d000=0x497fc000d000
     >>> %kmemdbg classify init_mm+0x40
 
-It parses exactly the command line of ``kmemdbg`` (without the kernel
-selection options: the kernel is the session's ``prog``) and runs the same
-library code.  In scripts, use the helpers directly: ``kmemdbg.open(prog=prog)``.
+It offers the table's commands on a kernel (see :func:`offered`) with the
+command line's arguments and output, without the kernel selection options:
+the kernel is the session's ``prog``.  In scripts, use the helpers directly:
+``kmemdbg.open(prog=prog)``.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+import io
+from typing import Any, List, Sequence, Tuple
+
+from ..errors import KmemdbgError
+from .execute import execute
+from .table import DRGN, HelpRequested, UsageError, offered, parse
+
+#: Key of the kernel kmemdbg built for a program in the program's own ``prog.cache``.
+CACHE_KEY = "kmemdbg.kernel"
 
 try:
     from drgn.commands import custom_command, parse_shell_command
 except ImportError:  # older drgn without a command framework: helpers still import
     custom_command = None
 
+
+def kernel_of(prog) -> Any:
+    """The Kernel of drgn ``prog``, built once and kept in ``prog.cache`` (so it lives and
+    dies with the program, and later commands reuse its layout and table cache)."""
+    cache = getattr(prog, "cache", None)
+    kernel = cache.get(CACHE_KEY) if cache is not None else None
+    if kernel is None or getattr(kernel, "prog", None) is not prog:
+        import kmemdbg
+
+        kernel = kmemdbg.open(prog=prog)
+        if cache is not None:
+            cache[CACHE_KEY] = kernel
+    return kernel
+
+
+def run_in_program(prog, argv: List[str]) -> Tuple[int, str]:
+    """Run a kmemdbg command line on a drgn ``prog``: (exit status, output then warnings)."""
+    try:
+        args, command = parse(DRGN, argv)
+    except UsageError as exc:
+        return 2, str(exc)
+    except HelpRequested as exc:
+        return 0, exc.text.rstrip("\n")
+    if command is None:
+        return 2, "kmemdbg: usage: a COMMAND is required (see kmemdbg --help)"
+    try:
+        kernel = kernel_of(prog)
+    except KmemdbgError as e:
+        return 1, f"kmemdbg: {e}"
+    out, err = io.StringIO(), io.StringIO()
+
+    def given() -> Any:
+        if args.guess_layout:
+            kernel.guess_layout = True
+        return kernel
+    status = execute(args, given, out, err)
+    return status, (out.getvalue() + err.getvalue()).rstrip("\n")
+
+
 if custom_command is not None:
     @custom_command(
         name="kmemdbg",
         description="classify, translate and check kernel addresses with kmemdbg",
-        usage="**kmemdbg** [--json] {layout,classify,vtop,check,ptov} *ARG*...",
+        usage=f"**kmemdbg** [--json] {{{','.join(c.name for c in offered(DRGN))}}} *ARG*...",
         long_description="Runs a kmemdbg command on this program with the same options and "
                          "output as the kmemdbg command line, e.g. 'kmemdbg vtop ADDR' or "
                          "'kmemdbg --json check ADDR=PA'.",
         parse=parse_shell_command,
     )
     def _cmd_kmemdbg(prog, name: str, args: Sequence[str], **kwargs: Any) -> None:
-        from kmemdbg.cli import run_in_program
-
         status, text = run_in_program(prog, list(args))
         if text:
             print(text)

@@ -15,6 +15,9 @@ from typing import List
 from . import render
 from .errors import SourceError
 
+#: The bundled sample (package data): a slice of the CI recipe of the same name and its truth.json.
+SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples", "x86_64-6.12-l4")
+
 
 def _pick(truth) -> List[tuple]:
     picks = []
@@ -43,7 +46,7 @@ def run_demo(sample_dir: str, as_json: bool = False):
 
     core = os.path.join(sample_dir, "vmcore.slice")
     if not os.path.exists(core):
-        raise SourceError(f"the bundled sample is missing ({core}); run from a kmemdbg checkout")
+        raise SourceError(f"the bundled sample is missing ({core}): kmemdbg is installed without its package data")
     with open(os.path.join(sample_dir, "truth.json")) as f:
         truth = json.load(f)
     k = kmemdbg.open(core=core)

@@ -314,3 +314,70 @@ def audit_text(report) -> List[str]:
     for rule, msg in report.errors:
         lines += wrap(f"ERROR {rule}: {msg}", "", "  ")
     return lines
+
+
+# -- whole command results (the types are in kmemdbg.commands.calls) ---------
+
+def layout_report_json(result) -> Dict[str, Any]:
+    """``layout --json``: the layout, with missing symbols and guessed bounds under "missing"."""
+    obj = layout_json(result.layout)
+    obj["missing"] += [m for m in result.notes if m.startswith("no symbols")]
+    obj["missing"] += [f"guessed: {q}" for q in result.layout.guessed]
+    return obj
+
+
+def layout_report_text(result) -> List[str]:
+    """``layout``: the source and root table, where they came from, the regions, the notes."""
+    lines = wrap(f"{result.description}: {result.format_name}, root table pa 0x{result.root_pa:x}", "", "  ")
+    lines += wrap(f"({result.evidence})") + layout_text(result.layout)
+    for m in result.notes:
+        lines += wrap(f"note: {m}", "", "  ")
+    return lines
+
+
+def ptov_json(entry) -> Dict[str, Any]:
+    """One ``ptov`` pa (``entry.pa``) and its kernel mappings (``entry.mappings``)."""
+    return {"pa": hexa(entry.pa), "mappings": [mapping_json(m) for m in entry.mappings]}
+
+
+def ptov_text(entry) -> List[str]:
+    """One ``ptov`` pa: a count line, then each mapping va with its level, size, region, owner."""
+    block = [f"pa {addr(entry.pa)}: {len(entry.mappings)} kernel mapping(s)"]
+    for m in entry.mappings:
+        block.append(f"  {addr(m.va)}  {m.level:<4} {size_text(m.page_size):>4}  "
+                     f"{m.region.kind} ({m.region.name})")
+        block += allocation_lines(m.allocation, "      ")
+    return block
+
+
+def ptov_faults_line(faults, first_level: str) -> str:
+    """What a ``ptov`` over faulty tables leaves out; ``first_level`` names the level of the first."""
+    f = faults[0]
+    return (f"the page tables have {len(faults)} fault(s), first {f.reason} at "
+            f"{first_level} for 0x{f.va:016x} (table pa "
+            f"0x{f.table_pa:x}): mappings under them are not listed")
+
+
+def slice_json(report) -> Dict[str, Any]:
+    """A :class:`~kmemdbg.slice.SliceReport` (sizes in bytes, counts in pages)."""
+    return {"path": report.path, "size_bytes": report.size_bytes, "table_pages": report.table_pages,
+            "kallsyms_pages": report.kallsyms_pages, "extra_pages": report.extra_pages,
+            "unreadable": list(report.unreadable)}
+
+
+def slice_text(report) -> str:
+    return (f"{report.path}: {report.size_bytes} bytes: {report.table_pages} page-table pages, "
+            f"{report.kallsyms_pages} kallsyms pages, {report.extra_pages} other pages")
+
+
+def audit_error_lines(errors) -> List[str]:
+    """At most one line per distinct failure of (rule, message) pairs: rules that failed alike
+    are named together, and repeated errors of one rule (bad input lines) are counted, not listed."""
+    by_rule: Dict[str, List[str]] = {}
+    for rule, msg in errors:
+        by_rule.setdefault(rule, []).append(msg)
+    by_msg: Dict[str, List[str]] = {}
+    for rule, msgs in by_rule.items():
+        text = msgs[0] + (f" (and {len(msgs) - 1} more)" if len(msgs) > 1 else "")
+        by_msg.setdefault(text, []).append(rule)
+    return [f"kmemdbg: {', '.join(rules)}: {msg}" for msg, rules in by_msg.items()]

@@ -143,3 +143,40 @@ def test_drgn_command_inside_a_real_drgn_process():
     check = json.loads(out[start:end])[0]
     assert check["region"]["kind"] == "vmalloc" and check["verdict"] in ("mismatch", "unmapped")
     assert "kmemdbg: unknown symbol 'no_such_symbol'" in out
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_commands_import_from_the_checkout():
+    code = ("import kmemdbg.commands as c, kmemdbg.commands.drgn_plugin, kmemdbg.commands.table as t\n"
+            "print(c.__file__)\nprint(' '.join(x.name for x in t.COMMANDS))")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    path, names = proc.stdout.splitlines()
+    assert os.path.realpath(path) == os.path.join(os.path.realpath(ROOT), "commands", "__init__.py")
+    assert names == "layout classify vtop check ptov slice ptdump audit demo"
+
+
+def test_drgn_loads_the_plugin_from_the_checkout():
+    # drgn imports every drgn.plugins entry point when it builds a program: the
+    # kmemdbg one must import from a plain checkout (it failed: no kmemdbg.commands)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DRGN_DISABLE_PLUGINS")}
+    proc = subprocess.run([sys.executable, "-m", "kmemdbg", "--core", SLICE, "vtop", "--pid", "1", "0x400000"],
+                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    assert "failed to load" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_every_front_end_is_built_from_the_one_table():
+    from kmemdbg.commands import table
+    from kmemdbg.commands.gdb import COMMANDS as GDB_COMMANDS, help_text
+
+    cli = table.build_parser(table.CLI)
+    names = [c.name for c in table.COMMANDS]
+    assert list(cli._subparsers._group_actions[0].choices) == names
+    assert GDB_COMMANDS == ("layout", "classify", "vtop", "check", "ptov", "ptdump")
+    assert all(f"  {name} " in help_text() for name in GDB_COMMANDS)
+    drgn = [c.name for c in table.offered(table.DRGN)]
+    assert drgn == ["layout", "classify", "vtop", "check", "ptov", "ptdump", "audit"]

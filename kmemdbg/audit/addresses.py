@@ -8,36 +8,69 @@ physical.
 from __future__ import annotations
 
 import json
-import re
+import os
+import stat
+import sys
 from typing import Iterable, List, Optional, Tuple
 
-from ..errors import AddressError
+from ..errors import AddressError, SourceError
+from ..parse import parse_number
 from .findings import Finding
 
 _SEVERITY = {"mismatch": "high", "unmapped": "medium", "ok": "info", "not-applicable": "info"}
 
 
-_HEX = re.compile(r"(?:0[xX])?([0-9a-fA-F]+)", re.ASCII)
+#: Bytes of an --addresses file read at most (a million lines of ADDR=PA fit easily).
+MAX_ADDRESSES_BYTES = 64 << 20
+#: Stands for an input line that is not UTF-8 text (the addresses rule reports it).
+BAD_TEXT_LINE = "\ufffd"
 
 
-def _shown(text) -> str:
-    text = str(text)
-    return repr(text if len(text) <= 40 else text[:40] + "...")
+def read_lines(path: str) -> List[str]:
+    """The lines of an --addresses file (``-``: stdin).
+
+    A regular file or a pipe is read (opened without blocking, so a FIFO
+    with no writer is not waited for); a line that is not UTF-8 is kept as
+    BAD_TEXT_LINE, which :func:`parse_line` reports as bad.  Raises SourceError.
+    """
+    if path == "-":
+        data = sys.stdin.buffer.read(MAX_ADDRESSES_BYTES + 1)
+    else:
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(path, flags)
+        except OSError as err:
+            raise SourceError(f"{path}: cannot open: {err.strerror}") from None
+        try:
+            mode = os.fstat(fd).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+                from ..sources.dumpfile import file_kind
+
+                raise SourceError(f"{path}: {file_kind(mode)}, not a file of addresses")
+            os.set_blocking(fd, True)
+            chunks, size = [], 0
+            while size <= MAX_ADDRESSES_BYTES:
+                more = os.read(fd, 1 << 20)
+                if not more:
+                    break
+                chunks.append(more)
+                size += len(more)
+            data = b"".join(chunks)
+        finally:
+            os.close(fd)
+    if len(data) > MAX_ADDRESSES_BYTES:
+        raise SourceError(f"{path}: more than {MAX_ADDRESSES_BYTES} bytes of addresses")
+    out = []
+    for raw in data.splitlines():
+        try:
+            out.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            out.append(BAD_TEXT_LINE)
+    return out
 
 
 def _number(text) -> int:
-    if isinstance(text, bool) or not isinstance(text, (int, str)):
-        raise AddressError(f"{_shown(text)} is not a hexadecimal address")
-    if isinstance(text, int):
-        value = text
-    else:
-        m = _HEX.fullmatch(text.strip())
-        if m is None:
-            raise AddressError(f"{_shown(text)} is not a hexadecimal address")
-        value = int(m.group(1), 16)
-    if not 0 <= value < 1 << 64:
-        raise AddressError(f"{_shown(text)} is not a 64-bit address")
-    return value
+    return parse_number(text, shown_chars=40, too_big="is not a 64-bit address")
 
 
 def parse_line(line: str) -> Optional[Tuple[int, Optional[int]]]:
@@ -45,7 +78,7 @@ def parse_line(line: str) -> Optional[Tuple[int, Optional[int]]]:
 
     Raises AddressError naming what is wrong.
     """
-    if "\ufffd" in line:
+    if BAD_TEXT_LINE in line:
         raise AddressError("not UTF-8 text")
     t = line.strip()
     if not t or t.startswith("#"):
@@ -90,4 +123,4 @@ def rule_addresses(kernel, lines: Iterable[str], errors: List[Tuple[str, str]]) 
     return out
 
 
-__all__ = ["rule_addresses", "parse_line"]
+__all__ = ["rule_addresses", "parse_line", "read_lines", "BAD_TEXT_LINE", "MAX_ADDRESSES_BYTES"]

@@ -30,7 +30,7 @@ TARGET = None
 
 def _register() -> None:
     global TARGET
-    from .commands import LiveTarget, run
+    from ..commands.gdb import LiveTarget, help_text, run
     from .source import GdbLink
 
     if TARGET is not None:
@@ -38,10 +38,7 @@ def _register() -> None:
     TARGET = LiveTarget(GdbLink())
 
     class KmemdbgCommand(_gdb.Command):
-        """kmemdbg [--json] vtop|classify|check|ptov|layout ARGS: kernel addresses of the attached guest.
-
-Reads the guest's page tables physically through QEMU's gdbstub and prints
-what the kmemdbg command line prints for a dump of the same guest."""
+        __doc__ = help_text()   # gdb shows it for 'help kmemdbg': every command gdb offers
 
         def __init__(self) -> None:
             super().__init__("kmemdbg", _gdb.COMMAND_DATA)

@@ -1,0 +1,89 @@
+"""Running one parsed command of the table: its call, its renderer, the output streams.
+
+:func:`execute` is the one place where a failure becomes the one stderr line
+the front ends promise (1: bad input or unreadable source; 130: interrupted;
+no traceback unless ``KMEMDBG_TRACEBACK`` is set), and where an
+:class:`~kmemdbg.commands.renderers.Output` is written.  Front ends pass
+their own streams: the CLI its stdout and stderr, drgn and gdb buffers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any, Callable, Iterable, TextIO
+
+from ..errors import KmemdbgError
+from .calls import Invocation
+from .table import BY_NAME, Command
+
+
+def one_line(err: BaseException) -> str:
+    """The message of ``err`` on one line (its type name if it has none)."""
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
+def _internal_error(err: BaseException) -> str:
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f"at {os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}; " if tb else ""
+    return (f"kmemdbg: internal error ({type(err).__name__}): {one_line(err)} "
+            f"({where}KMEMDBG_TRACEBACK=1 shows the traceback)")
+
+
+def execute(args: argparse.Namespace, kernel: Callable[[], Any], out: TextIO, err: TextIO) -> int:
+    """Run the command ``args`` names (``args.func``, its library call, as the parser set it)
+    on ``kernel()`` and write its output to ``out``, its warnings and failures to ``err``.
+
+    Returns the exit status.
+    """
+    command: Command = BY_NAME[args.command]
+    inv = Invocation(args=args, as_json=bool(args.json), kernel=kernel, stderr=err)
+    call = getattr(args, "func", None) or command.call
+    try:
+        output = command.render(call(inv), inv)
+    except KmemdbgError as exc:
+        print(f"kmemdbg: {one_line(exc)}", file=err)
+        return 1
+    except KeyboardInterrupt:
+        print("kmemdbg: interrupted", file=err)
+        return 130
+    except MemoryError:
+        print("kmemdbg: out of memory (the dump asks for more than this machine allows)", file=err)
+        return 1
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"kmemdbg: {where}{exc.strerror or one_line(exc)}", file=err)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the promise: one line, never a traceback
+        if os.environ.get("KMEMDBG_TRACEBACK"):
+            raise
+        print(_internal_error(exc), file=err)
+        return 1
+    for line in output.warnings:
+        print(line, file=err)
+    try:
+        if output.text is not None:
+            print(output.text, file=out)
+        elif output.json_items is not None:
+            write_json(output.json_items, out)
+    except BrokenPipeError:
+        pass
+    except MemoryError:
+        print("kmemdbg: out of memory while writing the output", file=err)
+        return 1
+    return output.exit_status
+
+
+def write_json(items: Iterable[Any], stream: TextIO) -> None:
+    """``json.dumps(list(items), indent=1)`` written item by item (a ptdump of a big
+    kernel has hundreds of thousands), so the whole text is never in memory at once."""
+    stream.write("[")
+    first = True
+    for item in items:
+        text = json.dumps(item, indent=1).replace("\n", "\n ")
+        stream.write(("\n " if first else ",\n ") + text)
+        first = False
+    stream.write("\n]\n" if not first else "]\n")

@@ -1,0 +1,101 @@
+"""One renderer per command: a result of :mod:`kmemdbg.commands.calls` to an :class:`Output`.
+
+Text comes from :mod:`kmemdbg.render`; JSON is a list of items (possibly a
+lazy iterable, written item by item).  Lines that say an answer is
+incomplete go to ``warnings`` (stderr) and set the exit status.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, List, Optional, Tuple
+
+from .. import render
+from . import calls
+
+
+@dataclass(frozen=True)
+class Output:
+    """What a front end shows for one command: ``text`` (printed with a newline) or
+    ``json_items`` (a JSON array), then ``warnings`` (one stderr line each), and the
+    exit status (0 complete, 1 incomplete or a finding at --fail-on, 2 could not run)."""
+
+    text: Optional[str] = None
+    json_items: Optional[Iterable[Any]] = None
+    warnings: Tuple[str, ...] = ()
+    exit_status: int = 0
+
+
+def _blocks(inv: calls.Invocation, items: List[Any], blocks: List[List[str]], **more) -> Output:
+    if inv.as_json:
+        return Output(json_items=items, **more)
+    return Output(text="\n\n".join("\n".join(b) for b in blocks), **more)
+
+
+def _incomplete(inv: calls.Invocation, what: str) -> dict:
+    return {"warnings": (f"kmemdbg: {inv.args.command}: {what}",), "exit_status": 1}
+
+
+def render_layout(result: calls.LayoutResult, inv: calls.Invocation) -> Output:
+    if inv.as_json:
+        return Output(json_items=[render.layout_report_json(result)])
+    return Output(text="\n".join(render.layout_report_text(result)))
+
+
+def render_classify(result: calls.ClassifyResult, inv: calls.Invocation) -> Output:
+    cs = result.classifications
+    return _blocks(inv, [render.classify_json(c) for c in cs], [render.classify_text(c) for c in cs])
+
+
+def render_vtop(result: calls.VtopResult, inv: calls.Invocation) -> Output:
+    ts = result.translations
+    return _blocks(inv, [render.vtop_json(t.walk, t.classification) for t in ts],
+                   [render.vtop_text(t.walk, t.classification) for t in ts])
+
+
+def render_check(result: calls.CheckResult, inv: calls.Invocation) -> Output:
+    cs = result.checks
+    return _blocks(inv, [render.check_json(c) for c in cs], [render.check_text(c) for c in cs])
+
+
+def render_ptov(result: calls.PtovResult, inv: calls.Invocation) -> Output:
+    more = {}
+    if result.faults:
+        more = _incomplete(inv, render.ptov_faults_line(result.faults, result.first_fault_level))
+    return _blocks(inv, [render.ptov_json(e) for e in result.entries],
+                   [render.ptov_text(e) for e in result.entries], **more)
+
+
+def render_slice(result: calls.SliceResult, inv: calls.Invocation) -> Output:
+    if inv.as_json:
+        return Output(json_items=[render.slice_json(result.report)])
+    return Output(text=render.slice_text(result.report))
+
+
+def render_ptdump(result: calls.PtdumpResult, inv: calls.Invocation) -> Output:
+    more = _incomplete(inv, render.ptdump_faults_line(result.faults)) if result.faults else {}
+    if inv.as_json:
+        return Output(json_items=(render.ptrange_json(r) for r in result.ranges), **more)
+    return Output(text="\n".join(render.ptdump_text(result.ranges)), **more)
+
+
+def render_audit(result, inv: calls.Invocation) -> Output:
+    if isinstance(result, calls.AuditNotRun):
+        return Output(warnings=(f"kmemdbg: audit could not run: {result.reason}",), exit_status=2)
+    warnings = render.audit_error_lines(result.report.errors)
+    if result.fault_ranges:
+        line = render.ptdump_faults_line(result.fault_ranges).replace("shown", "audited")
+        warnings.append(f"kmemdbg: audit: {line}")
+    more = {"warnings": tuple(warnings), "exit_status": result.exit_status}
+    findings = result.report.findings
+    if inv.args.jsonl:
+        return Output(text="\n".join(json.dumps(render.finding_json(f)) for f in findings) or None, **more)
+    if inv.as_json:
+        return Output(json_items=[render.finding_json(f) for f in findings], **more)
+    return Output(text="\n".join(render.audit_text(result.report)), **more)
+
+
+def render_demo(result: calls.DemoResult, inv: calls.Invocation) -> Output:
+    if inv.as_json:
+        return Output(json_items=result.output)
+    return Output(text=result.output)
