@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Dict, Iterator, Tuple
 
 from .arch import arch_named
-from .arch.base import (ENTRY_LEAF, ENTRY_RESERVED, ENTRY_TABLE, RESERVED, TABLE_FAN_OUT, TABLE_LOOP,
+from .arch.base import (ENTRY_TABLE, RESERVED, TABLE_FAN_OUT, TABLE_LOOP,
                         TABLE_UNREADABLE, PagingFormat)
 from .errors import PhysicalReadError
 from .memory import TableCache
@@ -149,29 +149,29 @@ def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
         reserved_left = MAX_RESERVED_PER_TABLE
         is_last, tmask, tvalue, leaf_ok, res_leaf, res_table = masks[i]
         leaf_here = is_last or leaf_ok
+        shift = lv.shift
+        # below the root every entry shares the root entry's half (its sign extension)
+        ext = None if i == 0 else va0 ^ base_bits
         for idx in range(1 << lv.bits):
             raw = table[idx]
             if not raw & vmask:
                 continue
-            bits_value = base_bits | (idx << lv.shift)
-            va = va_of(fmt, bits_value, high)
+            bits_value = base_bits | (idx << shift)
+            va = va_of(fmt, bits_value, high) if ext is None else bits_value | ext
             if va + span <= va_start or va >= va_end:
                 continue
             # PagingFormat.decode(raw, i), inlined with the same masks (this loop is hot)
             if (raw & tmask) == tvalue:
-                kind = ENTRY_LEAF if leaf_here and not raw & res_leaf else ENTRY_RESERVED
-            else:
-                kind = ENTRY_RESERVED if is_last or raw & res_table else ENTRY_TABLE
-            if kind == ENTRY_LEAF:
-                yield TreeEntry("leaf", i, va, span, raw, table_pa, idx, raws + (raw,))
+                if leaf_here and not raw & res_leaf:
+                    yield TreeEntry("leaf", i, va, span, raw, table_pa, idx, raws + (raw,))
+                    continue
+            elif not (is_last or raw & res_table):
+                yield TreeEntry("table", i, va, span, raw, table_pa, idx, raws + (raw,))
+                yield from visit(addr_of(raw), i + 1, bits_value, raws + (raw,))
                 continue
-            if kind == ENTRY_RESERVED:
-                if reserved_left:
-                    reserved_left -= 1
-                    yield reserved_fault(fmt, i, va, table_pa, idx, raw)
-                continue
-            yield TreeEntry("table", i, va, span, raw, table_pa, idx, raws + (raw,))
-            yield from visit(addr_of(raw), i + 1, bits_value, raws + (raw,))
+            if reserved_left:       # a reserved encoding
+                reserved_left -= 1
+                yield reserved_fault(fmt, i, va, table_pa, idx, raw)
 
     if root_pa % fmt.root_align:
         return

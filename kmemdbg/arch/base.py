@@ -195,6 +195,14 @@ class PagingFormat:
         return (va >> lv.shift) & ((1 << lv.bits) - 1)
 
     # -- the one entry decoder (scalar and whole-table), from the masks above --------
+    def __post_init__(self) -> None:
+        last = len(self.levels) - 1
+        masks = tuple((i == last, self.page_mask if i == last else self.leaf_mask,
+                       self.page_value if i == last else self.leaf_value,
+                       lv.leaf_ok, self.reserved_leaf[i], self.reserved_table[i])
+                      for i, lv in enumerate(self.levels))
+        object.__setattr__(self, "_masks", masks)
+
     def _decode_masks(self) -> Tuple[Tuple[bool, int, int, bool, int, int], ...]:
         """Per level: (last, type mask, leaf value, leaf allowed, reserved-if-leaf, reserved-if-table).
 
@@ -202,21 +210,13 @@ class PagingFormat:
         mismatch is reserved; above it ``leaf_mask``/``leaf_value`` tells a
         leaf from a table and a leaf is reserved where ``leaf_ok`` is False.
         """
-        got = self.__dict__.get("_masks")
-        if got is None:
-            last = len(self.levels) - 1
-            got = tuple((i == last, self.page_mask if i == last else self.leaf_mask,
-                         self.page_value if i == last else self.leaf_value,
-                         lv.leaf_ok, self.reserved_leaf[i], self.reserved_table[i])
-                        for i, lv in enumerate(self.levels))
-            object.__setattr__(self, "_masks", got)
-        return got
+        return self._masks  # type: ignore[attr-defined]
 
     def decode(self, raw: int, level: int) -> int:
         """What the 64-bit entry ``raw`` at level index ``level`` is: an ``ENTRY_*`` kind."""
         if not raw & self.valid_mask:
             return ENTRY_INVALID
-        last, tmask, tvalue, leaf_ok, res_leaf, res_table = self._decode_masks()[level]
+        last, tmask, tvalue, leaf_ok, res_leaf, res_table = self._masks[level]  # type: ignore[attr-defined]
         if last:
             if (raw & tmask) != tvalue:
                 return ENTRY_RESERVED
