@@ -19,6 +19,7 @@ import io
 import sys
 from typing import List, Optional, Tuple
 
+from ..api import kernel_from
 from ..errors import KmemdbgError
 from ..gdb.source import (FoundVmcoreinfo, GdbPhysicalMemory, NotConnectedError, SCAN_LIMIT_BYTES,
                           cpu_paging, find_vmcoreinfo, read_vmcoreinfo_at)
@@ -104,7 +105,7 @@ class LiveTarget:
         notes = [f"VMCOREINFO at pa 0x{self.found.pa:x}, found by {self.found.how}",
                  f"CPU: {paging.evidence}"]
         desc = f"QEMU gdbstub (live, {info.osrelease() or 'unknown release'})"
-        kernel = LiveKernel.build(self.memory, info, paging.arch, desc, None, self.symbols, notes)
+        kernel = kernel_from(self.memory, info, paging.arch, self.symbols, desc, notes=notes, kind=LiveKernel)
         kernel.target = self
         self._kernel = kernel
         if self.symbols.table is None and self.symbols.error:
