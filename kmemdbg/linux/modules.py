@@ -1,8 +1,9 @@
 """Loaded modules (``struct module``) as values, and ``%pS`` of an address inside one.
 
-:class:`kmemdbg.kobjects.KernelObjects` reads the ``modules`` list; this
-module holds what a module is, how its ``mod_kallsyms`` symbol table is
-decoded and how ``%pS`` names an address in it.  Which layout a kernel has is
+The readers take a :class:`~kmemdbg.linux.reader.TypedReader` (usually
+:class:`kmemdbg.kobjects.KernelObjects`): a ``struct module``, its
+``mod_kallsyms`` symbol table, and the ``modules`` head found without a
+symbol; the rest says how ``%pS`` names an address in a module.  Which layout a kernel has is
 evidence, not version: ``struct module.mem[]`` exists after Linux kernel
 commit ac3b43283923 ("module: replace module_layout with module_memory") (in
 v6.4); before it ``core_layout``/``init_layout``.  Addresses are kernel
@@ -10,8 +11,15 @@ virtual; sizes in bytes.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
+
+from ..btf import BtfError
+from ..errors import KmemdbgError
+from .errors import KobjectsError, MissingSymbolError
+from .reader import ReadVirt, TypedReader
+from .vmalloc import VmapArea
 
 ELF64_SYM_SIZE = 24
 SHN_UNDEF = 0
@@ -123,5 +131,158 @@ def describe_in_module(mod: Module, syms: Sequence[ModuleSymbol], va: int, layou
     return f"{best.name}+0x{va - best.start:x}/0x{nextval - best.start:x} [{mod.name}]"
 
 
-__all__ = ["Module", "ModuleSection", "ModuleSymbol", "is_mapping_symbol", "elf64_symbols",
+
+def read_module(r: TypedReader, mod_va: int) -> Module:
+    """The ``struct module`` at virtual ``mod_va``: name, state, and its memory ranges
+    (``mem[]`` after v6.4, ``core_layout``/``init_layout``/``data_layout`` before).
+
+    Raises CorruptStructureError, BtfError.
+    """
+    btf = r.btf
+    m = r.struct("module", mod_va, "struct module")
+    name_off, name_len = r.field("module", "name")
+    name = m.data[name_off:name_off + name_len].split(b"\0", 1)[0].decode("ascii", "replace")
+    state_val = m.u("state")
+    state_t = btf.find("module_state", ("enum",))
+    state = str(state_val)
+    if state_t is not None:
+        for k, v in state_t.enumerators.items():
+            if v == state_val:
+                state = k.replace("MODULE_STATE_", "").lower()
+    sections: List[ModuleSection] = []
+    if btf.has_member("module", "mem"):
+        mem = btf.struct("module").member("mem").type.resolved()
+        enum = btf.find("mod_mem_type", ("enum",))
+        names = {v: k for k, v in (enum.enumerators.items() if enum else ())}
+        total = 0
+        base = None
+        for i in range(mem.count):
+            b, s = m.u(f"mem[{i}].base"), m.u(f"mem[{i}].size")
+            label = names.get(i, f"mem{i}").replace("MOD_", "").lower()
+            total += s
+            if i == 0:
+                base = b
+            if s:
+                sections.append(ModuleSection(label, b, s))
+        return Module(name, state, base or 0, total, tuple(sections), mod_va)
+    total = 0
+    base = 0
+    for prefix, layout in (("", "core_layout"), ("init_", "init_layout"), ("data_", "data_layout")):
+        if not btf.has_member("module", layout):
+            continue
+        b, size = m.u(f"{layout}.base"), m.u(f"{layout}.size")
+        total += size
+        if layout == "core_layout":
+            base = b
+        if not size:
+            continue
+        text, ro = m.u(f"{layout}.text_size"), m.u(f"{layout}.ro_size")
+        ro_after = (m.u(f"{layout}.ro_after_init_size")
+                    if btf.has_member("module_layout", "ro_after_init_size") else ro)
+        for label, lo, hi in (("text", 0, text), ("rodata", text, ro), ("ro_after_init", ro, ro_after),
+                              ("data", ro_after, size)):
+            if hi > lo:
+                sections.append(ModuleSection(prefix + label, b + lo, hi - lo))
+    return Module(name, state, base, total, tuple(sections), mod_va)
+
+
+def read_module_symbols(r: TypedReader, mod: Module) -> List[ModuleSymbol]:
+    """The defined symbols of ``mod``'s own symbol table (``mod->kallsyms``).
+
+    Raises CorruptStructureError when the table cannot be read.
+    """
+    out: List[ModuleSymbol] = []
+    ks_off, _ = r.field("module", "kallsyms")
+    ks = r.u64(mod.struct_va + ks_off, f"module {mod.name}: kallsyms pointer")
+    if ks:
+        k = r.struct("mod_kallsyms", ks, f"module {mod.name}: mod_kallsyms")
+        n, symtab, strtab = k.u("num_symtab"), k.u("symtab"), k.u("strtab")
+        if 0 < n <= 1 << 20:
+            tab = r.checked_read(symtab, n * ELF64_SYM_SIZE, f"module {mod.name}: symtab")
+            names_end = symtab_names_end(tab, n)
+            strs = r.checked_read(strtab, names_end, f"module {mod.name}: strtab") if names_end else b""
+            out = elf64_symbols(tab, strs, n)
+    return out
+
+
+def find_modules_head(r: TypedReader, areas: Sequence[VmapArea], describe: Callable[[int], Optional[str]],
+                      modules_range: Tuple[Optional[int], Optional[int]], page_size: int) -> int:
+    """Find the ``modules`` list head when no symbol names it (kernels without KALLSYMS_ALL).
+
+    ``areas`` are the busy vmap areas, ``describe(va)`` names a vmlinux text
+    address (``load_module+0x..``), ``modules_range`` is VMCOREINFO's
+    ``MODULES_VADDR``/``MODULES_END`` (either may be None).
+
+    A ``struct module`` lies in its own module memory, and its first
+    memory range's ``base`` is the start of that vmalloc area: search
+    module areas for that value, check the candidate, then follow its
+    ``list`` to the one node that is not inside a module.
+    """
+    btf = r.btf
+    lo, hi = modules_range
+    if btf.has_member("module", "mem"):
+        base_field = "mem[0].base"
+    else:
+        base_field = "core_layout.base"
+    base_off = btf.offset("module", base_field)
+    list_off = btf.offset("module", "list")
+    candidates = []
+    for a in areas:
+        in_range = lo is not None and hi is not None and lo <= a.start < hi
+        name = (a.caller and describe(a.caller)) or ""
+        if not (in_range or name.startswith(("load_module", "module_alloc", "execmem"))):
+            continue
+        data = read_present(r.read, a.start, a.size, page_size)
+        needle = a.start.to_bytes(8, "little")
+        pos = data.find(needle)
+        while pos >= 0:
+            mod_va = a.start + pos - base_off
+            if pos >= base_off and (pos - base_off) % 8 == 0:
+                candidates.append(mod_va)
+            pos = data.find(needle, pos + 1)
+    for mod_va in candidates:
+        try:
+            mod = read_module(r, mod_va)
+        except (KobjectsError, BtfError):
+            continue
+        if not re.fullmatch(r"[A-Za-z0-9_\-]{1,55}", mod.name):
+            continue
+        found = head_from(r, mod_va + list_off, candidates, list_off)
+        if found is not None:
+            return found
+    raise MissingSymbolError("symbol modules is not in VMCOREINFO or kallsyms, and no struct module "
+                             "was found in the module areas")
+
+
+def read_present(read: ReadVirt, va: int, size: int, page_size: int) -> bytes:
+    """``size`` bytes at virtual ``va`` with unreadable pages (guard pages) read as zeros."""
+    out = bytearray()
+    for cur in range(va, va + size, page_size):
+        try:
+            out += read(cur, min(page_size, va + size - cur))
+        except KmemdbgError:
+            out += bytes(min(page_size, va + size - cur))
+    return bytes(out)
+
+
+def head_from(r: TypedReader, node_va: int, candidates: Sequence[int], list_off: int) -> Optional[int]:
+    """Follow the ``list`` at ``node_va`` of a candidate ``struct module`` round to the one node
+    that is not a candidate's (the ``modules`` head); None when there is not exactly one."""
+    known = {c + list_off for c in candidates}
+    nxt_off, _ = r.field("list_head", "next")
+    node = node_va
+    heads = []
+    for _ in range(4096):
+        node = r.u64(node + nxt_off, "module list")
+        if node == node_va:
+            break
+        if node not in known:
+            heads.append(node)
+    else:
+        return None
+    return heads[0] if len(heads) == 1 else None
+
+
+__all__ = ["Module", "ModuleSection", "ModuleSymbol", "read_module", "read_module_symbols", "find_modules_head",
+           "read_present", "head_from", "is_mapping_symbol", "elf64_symbols",
            "symtab_names_end", "describe_in_module", "ELF64_SYM_SIZE", "SHN_UNDEF"]
