@@ -14,12 +14,11 @@ the kernel is the session's ``prog``.  In scripts, use the helpers directly:
 """
 from __future__ import annotations
 
-import io
 from typing import Any, List, Sequence, Tuple
 
 from ..errors import KmemdbgError
-from .execute import execute
-from .table import DRGN, HelpRequested, UsageError, offered, parse
+from .execute import Refused, execute_on, parse_in_session
+from .table import DRGN, offered
 
 #: Key of the kernel kmemdbg built for a program in the program's own ``prog.cache``.
 CACHE_KEY = "kmemdbg.kernel"
@@ -47,25 +46,14 @@ def kernel_of(prog) -> Any:
 def run_in_program(prog, argv: List[str]) -> Tuple[int, str]:
     """Run a kmemdbg command line on a drgn ``prog``: (exit status, output then warnings)."""
     try:
-        args, command = parse(DRGN, argv)
-    except UsageError as exc:
-        return 2, str(exc)
-    except HelpRequested as exc:
-        return 0, exc.text.rstrip("\n")
-    if command is None:
-        return 2, "kmemdbg: usage: a COMMAND is required (see kmemdbg --help)"
+        args = parse_in_session(DRGN, argv)
+    except Refused as refused:
+        return refused.status, refused.text
     try:
         kernel = kernel_of(prog)
     except KmemdbgError as e:
         return 1, f"kmemdbg: {e}"
-    out, err = io.StringIO(), io.StringIO()
-
-    def given() -> Any:
-        if args.guess_layout:
-            kernel.guess_layout = True
-        return kernel
-    status = execute(args, given, out, err)
-    return status, (out.getvalue() + err.getvalue()).rstrip("\n")
+    return execute_on(args, kernel)
 
 
 if custom_command is not None:

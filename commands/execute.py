@@ -9,13 +9,14 @@ their own streams: the CLI its stdout and stderr, drgn and gdb buffers.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
-from typing import Any, Callable, Iterable, TextIO
+from typing import Any, Callable, Iterable, TextIO, Tuple
 
 from ..errors import KmemdbgError
 from .calls import Invocation
-from .table import BY_NAME, Command
+from .table import BY_NAME, Command, HelpRequested, UsageError, parse
 
 
 def one_line(err: BaseException) -> str:
@@ -87,3 +88,39 @@ def write_json(items: Iterable[Any], stream: TextIO) -> None:
         stream.write(("\n " if first else ",\n ") + text)
         first = False
     stream.write("\n]\n" if not first else "]\n")
+
+
+class Refused(Exception):
+    """A command line a session front end answers without running anything:
+    ``status`` (0 for --help, 2 for usage) and the ``text`` to show."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+def parse_in_session(front_end: str, argv) -> argparse.Namespace:
+    """The arguments of a command line typed in a session (drgn, gdb, ...) whose kernel is
+    the session's.  Raises :class:`Refused` for --help, a usage error or no command."""
+    try:
+        args, command = parse(front_end, argv)
+    except UsageError as exc:
+        raise Refused(2, str(exc)) from None
+    except HelpRequested as exc:
+        raise Refused(0, exc.text.rstrip("\n")) from None
+    if command is None:
+        raise Refused(2, "kmemdbg: usage: a COMMAND is required (see kmemdbg --help)")
+    return args
+
+
+def execute_on(args: argparse.Namespace, kernel: Any) -> Tuple[int, str]:
+    """:func:`execute` on a session's ``kernel`` (``--guess-layout`` applies to it):
+    (exit status, the output then the warnings, as one text without a final newline)."""
+    def given() -> Any:
+        if args.guess_layout:
+            kernel.guess_layout = True
+        return kernel
+    out, err = io.StringIO(), io.StringIO()
+    status = execute(args, given, out, err)
+    return status, (out.getvalue() + err.getvalue()).rstrip("\n")

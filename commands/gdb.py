@@ -15,7 +15,6 @@ command fails halfway.
 """
 from __future__ import annotations
 
-import io
 import sys
 from typing import List, Optional, Tuple
 
@@ -26,8 +25,8 @@ from ..gdb.source import (FoundVmcoreinfo, GdbPhysicalMemory, NotConnectedError,
 from ..kallsyms import KallsymsSymbols
 from ..kernel import Kernel
 from ..vmcoreinfo import VmcoreInfo
-from .execute import execute
-from .table import GDB, HelpRequested, UsageError, help_lines, offered, parse
+from .execute import Refused, execute_on, parse_in_session
+from .table import GDB, help_lines, offered
 
 #: The commands gdb offers, in table order.
 COMMANDS = tuple(c.name for c in offered(GDB))
@@ -133,24 +132,15 @@ def run(target: LiveTarget, argv: List[str]) -> Tuple[int, str]:
     if command is None or command not in COMMANDS:
         return 2, f"kmemdbg: usage: kmemdbg [--json] {{{','.join(COMMANDS)}}} ARGS..."
     try:
-        args, _ = parse(GDB, argv)
-    except UsageError as exc:
-        return 2, str(exc)
-    except HelpRequested as exc:
-        return 0, exc.text.rstrip("\n")
-    out, err = io.StringIO(), io.StringIO()
+        args = parse_in_session(GDB, argv)
+    except Refused as refused:
+        return refused.status, refused.text
     frame = target.link.selected_frame()
     try:
         if not target.link.connected():
             raise NotConnectedError(NOT_CONNECTED)
         with target.memory.physical_mode():
-            kernel = target.kernel()
-
-            def given() -> Kernel:
-                if args.guess_layout:
-                    kernel.guess_layout = True
-                return kernel
-            status = execute(args, given, out, err)
+            status, text = execute_on(args, target.kernel())
     except KmemdbgError as exc:
         return 1, f"kmemdbg: {exc}"
     except ImportError as exc:
@@ -161,7 +151,7 @@ def run(target: LiveTarget, argv: List[str]) -> Tuple[int, str]:
         return 1, f"kmemdbg: {type(exc).__name__}: {first}"
     finally:
         target.link.restore_frame(frame)
-    return status, (out.getvalue() + err.getvalue()).rstrip("\n")
+    return status, text
 
 
 def help_text() -> str:
