@@ -33,9 +33,6 @@ from .memory import TableCache
 from .tables import MAX_RESERVED_PER_TABLE, reserved_fault
 from .walk import Fault
 
-#: Flag names left out of a range's flags for the same reason.
-_USE_FLAGS = frozenset({"A", "D", "SW_DIRTY"})
-
 Progress = Callable[[str, float, float], None]
 
 #: Runs a sweep repeats from shared tables it has already decoded (the ESPFIX area of
@@ -580,6 +577,8 @@ def ptdump(kernel, start: Optional[int] = None, end: Optional[int] = None, *,
     """
     fmt = kernel.tables.format
     sw = sweep or LeafSweep(fmt, kernel.walker.cache, kernel.tables.root_pa)
+    # flag names of the bits that record use (the arch's ptdump_use_bits): not printed
+    use_flags = sw.arch.ptdump_use_flags
     runs = sw.runs(start, end, progress)
     if not split_pa:
         runs = join_ignoring_pa(runs)
@@ -601,7 +600,7 @@ def ptdump(kernel, start: Optional[int] = None, end: Optional[int] = None, *,
             got = names.get(key)
             if got is None:
                 leaf_raw = p[ATTR] | sw.arch.ptdump_leaf_bits
-                flags = tuple(f for f in fmt.flags(leaf_raw, p[LEVEL], True) if f not in _USE_FLAGS)
+                flags = tuple(f for f in fmt.flags(leaf_raw, p[LEVEL], True) if f not in use_flags)
                 got = names[key] = (flags, table_flag_names(fmt, sw.table_raws(p[TKEY])),
                                     sw.permissions(p))
             rule = "linear" if p[PERIOD] == 0 else "repeat" if p[PERIOD] > 0 else "mixed"

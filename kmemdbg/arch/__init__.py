@@ -22,7 +22,7 @@ Data of an :class:`Arch` (see its docstring): ``name``, ``display``,
 ``elf_machine``, ``kdump_machines``, ``host_machines``, ``drgn_arch``,
 ``crash_machine``, ``crash_define``, ``gdb_names``, ``page_sizes``,
 ``kernel_half``, ``user_half``, ``image_base``, ``vmcoreinfo_marks``,
-``ptdump_use_bits``, ``ptdump_table_flags``, ``ptdump_leaf_bits``,
+``ptdump_use_bits``, ``ptdump_use_flags``, ``ptdump_table_flags``, ``ptdump_leaf_bits``,
 ``vsyscall_va``, ``expects_pxn``.
 
 Hooks of an :class:`Arch` (va virtual, pa physical):

@@ -11,7 +11,7 @@ Integers: ``*_pa`` physical addresses, ``*_va`` / ``va`` virtual addresses,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, FrozenSet, List, Optional, Sequence, Tuple
 
 from ..errors import LayoutError, SourceError
 from .base import MASK64, PagingFormat
@@ -108,7 +108,8 @@ class Arch:
         kernel image's linear offset is relative to (x86-64
         ``__START_KERNEL_map``; None elsewhere); ``vmcoreinfo_marks`` keys
         whose presence in VMCOREINFO says "this arch"; ``ptdump_use_bits``
-        entry bits that record use (ranges are not split on them);
+        entry bits that record use (ranges are not split on them) and
+        ``ptdump_use_flags`` the flag names of those bits (not printed);
         ``ptdump_table_flags`` the table restrictions ptdump names;
         ``ptdump_leaf_bits`` bits to OR into a leaf's attributes before naming
         its flags (the present bit ptdump strips on x86-64); ``vsyscall_va``
@@ -137,6 +138,7 @@ class Arch:
     image_base: Optional[int]
     vmcoreinfo_marks: Tuple[str, ...]
     ptdump_use_bits: int
+    ptdump_use_flags: FrozenSet[str]
     ptdump_table_flags: Tuple[TableFlag, ...]
     ptdump_leaf_bits: int
     vsyscall_va: Optional[int]

@@ -35,6 +35,7 @@ ARCH = Arch(
     vmcoreinfo_marks=("NUMBER(VA_BITS)", "NUMBER(kimage_voffset)"),
     # The software dirty bit records use; the kernel's arm64 ptdump ignores it too.
     ptdump_use_bits=SW_DIRTY,
+    ptdump_use_flags=frozenset({"SW_DIRTY"}),
     ptdump_table_flags=(("PXNTable", PXN_TABLE, True), ("UXNTable", UXN_TABLE, True),
                         ("APTable0", AP_TABLE_NO_EL0, True), ("APTable1", AP_TABLE_RO, True)),
     ptdump_leaf_bits=0,

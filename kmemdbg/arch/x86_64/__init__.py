@@ -37,6 +37,7 @@ ARCH = Arch(
     vmcoreinfo_marks=("NUMBER(phys_base)", "NUMBER(pgtable_l5_enabled)"),
     # Accessed and Dirty record use, not attributes.
     ptdump_use_bits=A | D,
+    ptdump_use_flags=frozenset({"A", "D"}),
     # ``!RW``/``!US`` where a table entry lacks RW/US, ``NX`` where one sets it.
     ptdump_table_flags=(("RW", RW, False), ("US", US, False), ("NX", NX, True)),
     ptdump_leaf_bits=P,
