@@ -93,11 +93,6 @@ class AuditResult:
     exit_status: int            # by --fail-on and the faults
 
 
-@dataclass(frozen=True)
-class DemoResult:
-    output: Any                 # the demo's text, or its JSON items
-
-
 def _split_claim(text: str) -> Tuple[str, Optional[str]]:
     addr, sep, claim = text.partition("=")
     return addr, (claim if sep else None)
@@ -206,7 +201,8 @@ def call_audit(inv: Invocation):
     return AuditResult(report, faults, status)
 
 
-def call_demo(inv: Invocation) -> DemoResult:
-    from ..demo import SAMPLE_DIR, run_demo
+def call_demo(inv: Invocation):
+    """The :class:`~kmemdbg.demo.DemoReport` of the bundled sample."""
+    from ..demo import SAMPLE_DIR, demo_report
 
-    return DemoResult(run_demo(SAMPLE_DIR, inv.as_json))
+    return demo_report(SAMPLE_DIR)

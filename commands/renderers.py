@@ -95,7 +95,7 @@ def render_audit(result, inv: calls.Invocation) -> Output:
     return Output(text="\n".join(render.audit_text(result.report)), **more)
 
 
-def render_demo(result: calls.DemoResult, inv: calls.Invocation) -> Output:
+def render_demo(result, inv: calls.Invocation) -> Output:
     if inv.as_json:
-        return Output(json_items=result.output)
-    return Output(text=result.output)
+        return Output(json_items=render.demo_json(result))
+    return Output(text="\n".join(render.demo_text(result)))

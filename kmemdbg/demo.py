@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import List
+from dataclasses import dataclass
+from typing import Any, List, Tuple
 
 from . import render
 from .errors import SourceError
@@ -40,8 +41,34 @@ def _pick(truth) -> List[tuple]:
     return picks
 
 
-def run_demo(sample_dir: str, as_json: bool = False):
-    """Run the demo on ``sample_dir`` (vmcore.slice + truth.json); returns text or JSON items."""
+@dataclass(frozen=True)
+class DemoCase:
+    """One address the demo explains: its walk, classification and virt_to_phys verdict."""
+
+    title: str
+    walk: Any
+    classification: Any
+    check: Any
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    """What ``kmemdbg demo`` shows: the sample's kernel, its paging and regions, the cases."""
+
+    release: str                    # the guest's /proc/version (or the kernel's description)
+    format_name: str                # paging format
+    root_pa: int                    # pa of the kernel's root table
+    evidence: str                   # how the root was found
+    regions: Tuple[Any, ...]        # the first region of each kind of DEMO_REGION_KINDS present
+    cases: Tuple[DemoCase, ...]
+
+
+#: Region kinds the demo lists, in this order.
+DEMO_REGION_KINDS = ("linear", "vmalloc", "vmemmap", "kernel-image", "module")
+
+
+def demo_report(sample_dir: str) -> DemoReport:
+    """The demo on ``sample_dir`` (vmcore.slice + truth.json).  Raises SourceError if absent."""
     import kmemdbg
 
     core = os.path.join(sample_dir, "vmcore.slice")
@@ -50,18 +77,13 @@ def run_demo(sample_dir: str, as_json: bool = False):
     with open(os.path.join(sample_dir, "truth.json")) as f:
         truth = json.load(f)
     k = kmemdbg.open(core=core)
-    items, lines = [], [
-        "kmemdbg demo on a slice of a real Debian kernel dump:",
-        f"  {truth.get('proc_version', k.description)[:76]}",
-        f"paging: {k.tables.format.name}; root table at pa 0x{k.tables.root_pa:x}",
-    ]
-    lines += render.wrap(f"({k.tables.evidence})")
-    lines.append("")
-    for r in ("linear", "vmalloc", "vmemmap", "kernel-image", "module"):
-        reg = next((x for x in k.layout.regions if x.kind == r), None)
+    release = truth.get("proc_version", k.description)
+    regions = []
+    for kind in DEMO_REGION_KINDS:
+        reg = next((x for x in k.layout.regions if x.kind == kind), None)
         if reg is not None:
-            lines.append(f"  {r:<13} {render.addr(reg.start)}-{render.addr(reg.end)}")
-            lines += render.wrap(reg.source, "    ", "      ")
+            regions.append(reg)
+    cases = []
     for title, what in _pick(truth):
         claimed = None
         if isinstance(what, tuple) and what[0] == "claim":
@@ -74,10 +96,12 @@ def run_demo(sample_dir: str, as_json: bool = False):
             va = maps[0].va + 0x40
         else:
             va = what
-        walk, cls, check = k.translate(va), k.classify(va), k.check_virt_to_phys(va, claimed)
-        items.append({"title": title, "vtop": render.vtop_json(walk, cls), "check": render.check_json(check)})
-        lines += ["", "=" * 78] + render.wrap(title, "", "") + ["-" * 78]
-        lines += render.vtop_text(walk, cls)
-        lines.append("")
-        lines += render.check_text(check)
-    return items if as_json else "\n".join(lines)
+        cases.append(DemoCase(title, k.translate(va), k.classify(va), k.check_virt_to_phys(va, claimed)))
+    return DemoReport(release, k.tables.format.name, k.tables.root_pa, k.tables.evidence, tuple(regions),
+                      tuple(cases))
+
+
+def run_demo(sample_dir: str, as_json: bool = False):
+    """The demo on ``sample_dir`` rendered: text, or its JSON items."""
+    report = demo_report(sample_dir)
+    return render.demo_json(report) if as_json else "\n".join(render.demo_text(report))

@@ -381,3 +381,29 @@ def audit_error_lines(errors) -> List[str]:
         text = msgs[0] + (f" (and {len(msgs) - 1} more)" if len(msgs) > 1 else "")
         by_msg.setdefault(text, []).append(rule)
     return [f"kmemdbg: {', '.join(rules)}: {msg}" for msg, rules in by_msg.items()]
+
+
+def demo_json(report) -> List[Dict[str, Any]]:
+    """``demo --json``: one item per case (title, vtop, check)."""
+    return [{"title": c.title, "vtop": vtop_json(c.walk, c.classification), "check": check_json(c.check)}
+            for c in report.cases]
+
+
+def demo_text(report) -> List[str]:
+    """``demo``: the sample's kernel and regions, then each case's walk and verdict."""
+    lines = [
+        "kmemdbg demo on a slice of a real Debian kernel dump:",
+        f"  {report.release[:76]}",
+        f"paging: {report.format_name}; root table at pa 0x{report.root_pa:x}",
+    ]
+    lines += wrap(f"({report.evidence})")
+    lines.append("")
+    for reg in report.regions:
+        lines.append(f"  {reg.kind:<13} {addr(reg.start)}-{addr(reg.end)}")
+        lines += wrap(reg.source, "    ", "      ")
+    for c in report.cases:
+        lines += ["", "=" * 78] + wrap(c.title, "", "") + ["-" * 78]
+        lines += vtop_text(c.walk, c.classification)
+        lines.append("")
+        lines += check_text(c.check)
+    return lines
