@@ -41,6 +41,7 @@ import numpy as np
 
 from ..errors import KmemdbgError
 from ..linux.page import page_offset
+from ..linux.percpu import nr_cpu_ids, per_cpu_offset, per_cpu_ptr
 from ..linux.reader import read_uint
 from ..linux.slab import SlabMarks, is_slab_page
 
@@ -206,7 +207,7 @@ class _Planner:
             self.miss("percpu", "no __per_cpu_offset/__per_cpu_start/nr_cpu_ids symbols")
             return
         try:
-            count = int.from_bytes(k.read(nr, 4), "little")
+            count = nr_cpu_ids(k.read, nr)
             size = int.from_bytes(k.read(unit, 4), "little") if unit is not None else 0
         except KmemdbgError as err:
             self.miss("percpu", f"nr_cpu_ids/pcpu_unit_size unreadable: {_line(err)}")
@@ -220,11 +221,11 @@ class _Planner:
             return
         for cpu in range(count):
             try:
-                off = int.from_bytes(k.read(offsets + 8 * cpu, 8), "little")
+                off = per_cpu_offset(k.read, offsets, cpu)
             except KmemdbgError as err:
                 self.miss("percpu", f"__per_cpu_offset[{cpu}] unreadable: {_line(err)}")
                 continue
-            base = (start + off) & ((1 << 64) - 1)
+            base = per_cpu_ptr(start, off)
             self.virtual("percpu", base, base + size, f"per-cpu area of cpu {cpu}")
 
     # -- the vmalloc and module regions ------------------------------------------------
