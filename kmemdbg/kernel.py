@@ -17,7 +17,7 @@ from .errors import KmemdbgError
 from .arch import Arch, arch_named
 from .layout import MASK64, Evidence, Layout, Region, discover
 from .linux.owners import IMAGE_SECTIONS, OwnerIndex, first_line
-from .linux.page import page_struct_bytes
+from .linux.page import StructPages, page_struct_bytes
 from .linux.tasks import Task, TaskOffsets, for_each_task
 from .linux.vmalloc import VmapArea
 from .memory import PhysicalMemory, TableCache, declared
@@ -229,8 +229,8 @@ class Kernel(Session):
             self._slabs = Slabs(self)
         return self._slabs
 
-    def struct_pages(self) -> Tuple[Optional[int], int]:
-        """(virtual base of the struct page array for pfn 0, SIZE(page) in bytes).
+    def struct_pages(self) -> StructPages:
+        """The struct page array: virtual base for pfn 0 and SIZE(page) in bytes.
 
         ``SYMBOL(vmemmap)`` where VMCOREINFO has it (6.9+), else the
         architecture's rule (``Arch.vmemmap_base``).  The base is None when
@@ -241,7 +241,7 @@ class Kernel(Session):
         base = info.symbol("vmemmap")
         if base is None:
             base = self.arch_spec.vmemmap_base(info, self.layout, self.tables.format.page_shift, size)
-        return base, size
+        return StructPages(base, size)
 
     def page_evidence(self) -> PageEvidence:
         """What :meth:`describe_pa` needs, worked out once: vmemmap, the image's physical range,
@@ -260,7 +260,7 @@ class Kernel(Session):
                 if value:
                     ram_end = RamEnd(value * self.tables.format.page_size, "the kernel's max_pfn")
             self._pages = PageEvidence(self.tables.format.page_size, tuple(self.ram()), ram_end, image,
-                                       self.struct_pages()[0])
+                                       self.struct_pages().vmemmap_va)
         return self._pages
 
     # -- allocations --------------------------------------------------------

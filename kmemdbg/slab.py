@@ -36,7 +36,8 @@ class Slabs:
     def __init__(self, kernel) -> None:
         self.kernel = kernel
         info = kernel.info
-        self.vmemmap, self.page_struct = kernel.struct_pages()
+        pages = kernel.struct_pages()
+        self.vmemmap, self.page_struct = pages.vmemmap_va, pages.entry_bytes
         self.page_size = kernel.tables.format.page_size
         offsets = PageOffsets.from_vmcoreinfo(info)
         self.mapcount_off = offsets.mapcount

@@ -88,7 +88,8 @@ def _incomplete(report, kind):
 @pytest.mark.parametrize("dump", FULL, ids=[d.id for d in FULL])
 def test_part_of_the_struct_page_array_missing_is_named(dump):
     def damage(k):
-        vmemmap, size = k.struct_pages()
+        pages = k.struct_pages()
+        vmemmap, size = pages.vmemmap_va, pages.entry_bytes
         ram = AuditContext(k).ram()
         lo_pfn = ram[-1][0] // k.tables.format.page_size
         start = _pa(k, vmemmap + (lo_pfn + 4096) * size)
@@ -109,7 +110,8 @@ def test_garbage_page_flags_cost_no_traceback_and_no_false_finding(dump):
         return bytes(rng.getrandbits(8) for _ in range(n))
 
     def damage(k):
-        vmemmap, size = k.struct_pages()
+        pages = k.struct_pages()
+        vmemmap, size = pages.vmemmap_va, pages.entry_bytes
         ram = AuditContext(k).ram()
         lo_pfn = ram[0][0] // k.tables.format.page_size + 256
         start = _pa(k, vmemmap + lo_pfn * size)

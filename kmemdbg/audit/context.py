@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import KmemdbgError
 from ..linux.owners import Owner, OwnerIndex, first_line
+from ..linux.page import StructPages
 from ..linux.vmalloc import VM_NO_GUARD, VM_UNINITIALIZED
 from ..ptdump import END, LEVEL, PA, PERIOD, START, LeafSweep, split_by_regions
 from ..virt_to_phys import kernel_pa
@@ -198,7 +199,8 @@ class AuditContext:
         """Frame numbers from ``vm_struct.pages`` (struct page pointers turned into pfns)."""
         if not a.pages_va or not a.nr_pages or a.nr_pages > 1 << 22:
             return None
-        vmemmap, size = self.vmemmap()
+        pages = self.vmemmap()
+        vmemmap, size = pages.vmemmap_va, pages.entry_bytes
         if vmemmap is None:
             return None
         try:
@@ -208,8 +210,8 @@ class AuditContext:
         ptrs = [int.from_bytes(data[i:i + 8], "little") for i in range(0, len(data), 8)]
         return tuple((p - vmemmap) // size if p >= vmemmap else -1 for p in ptrs)
 
-    def vmemmap(self) -> Tuple[Optional[int], int]:
-        """(virtual base of the struct page array, SIZE(page)); see Kernel.struct_pages."""
+    def vmemmap(self) -> StructPages:
+        """The struct page array (virtual base, SIZE(page)); see Kernel.struct_pages."""
         return self.kernel.struct_pages()
 
     def sections(self) -> Dict[str, Tuple[int, int]]:

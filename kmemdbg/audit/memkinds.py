@@ -332,7 +332,8 @@ def page_kinds(ctx, ram, missing: Dict[str, List[str]]) -> Iterator[Tuple[int, n
     0xf0000000).  ``PG_reserved`` comes from BTF's ``enum pageflags``.
     """
     k, info, page = ctx.kernel, ctx.kernel.info, ctx.page_size
-    vmemmap, size = ctx.vmemmap()
+    pages = ctx.vmemmap()
+    vmemmap, size = pages.vmemmap_va, pages.entry_bytes
     if vmemmap is None:
         for kind in ("slab", "page"):
             missing[kind].append("no struct page array (vmemmap base unknown)")

@@ -90,7 +90,8 @@ class _Forms:
     def __init__(self, ctx: AuditContext) -> None:
         page = ctx.page_size
         layout = ctx.layout
-        vmemmap, entry = ctx.vmemmap()
+        pages = ctx.vmemmap()
+        vmemmap, entry = pages.vmemmap_va, pages.entry_bytes
         start = ctx.kernel.info.number("VMEMMAP_START")
         self.pages = PageArray(vmemmap, start, entry, ctx.format.page_shift) if vmemmap is not None else None
         self.sources: List[Source] = []

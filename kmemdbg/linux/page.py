@@ -39,6 +39,19 @@ class PageOffsets:
                    page_offset(info, "mapping"))
 
 
+@dataclass(frozen=True)
+class StructPages:
+    """The ``struct page`` array: ``vmemmap_va`` virtual address of pfn 0's entry (None: unknown)
+    and ``entry_bytes`` (``SIZE(page)``)."""
+
+    vmemmap_va: Optional[int]
+    entry_bytes: int
+
+    def page_va(self, pfn: int) -> Optional[int]:
+        """``pfn_to_page(pfn)``: virtual address of frame ``pfn``'s struct page, None when unknown."""
+        return None if self.vmemmap_va is None else self.vmemmap_va + pfn * self.entry_bytes
+
+
 def page_offset(info: VmcoreInfo, member: str) -> Optional[int]:
     """``OFFSET(page.<member>)`` in bytes, or None when VMCOREINFO lacks it."""
     text = info.text(f"OFFSET(page.{member})")
@@ -66,5 +79,5 @@ def page_flag(flags, bit: int):
     return ((flags >> bit) & 1) == 1
 
 
-__all__ = ["PageOffsets", "page_offset", "page_struct_bytes", "page_type_is", "page_flag",
+__all__ = ["StructPages", "PageOffsets", "page_offset", "page_struct_bytes", "page_type_is", "page_flag",
            "DEFAULT_PAGE_STRUCT_BYTES"]
