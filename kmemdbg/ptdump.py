@@ -459,72 +459,24 @@ def table_flag_names(fmt: PagingFormat, raws: Sequence[int]) -> Tuple[str, ...]:
 
 
 class Owners:
-    """Names what owns kernel virtual addresses: image sections, modules, vmap areas.
+    """Names what owns kernel virtual addresses: the kernel's one owner index
+    (:class:`kmemdbg.linux.owners.OwnerIndex`: image sections, modules, vmap areas).
 
-    Built from a :class:`~kmemdbg.kernel.Kernel`; every source is optional
-    and a source that fails is dropped (its error kept in ``errors``).
-    ``owner(va)`` returns ``(name, end)``: the owner's description and the
-    virtual end (exclusive) of its range, or ``(None, end of the gap)``.
+    ``owner(va)`` returns ``(name, end)``: the owner's label and the virtual
+    end (exclusive) of its range, or ``(None, end of the gap)``.
     """
 
     def __init__(self, kernel) -> None:
-        self.errors: List[str] = []
-        spans: List[Tuple[int, int, str]] = []
-        try:
-            from .kernel import IMAGE_SECTIONS
-            for name, lo, hi in IMAGE_SECTIONS:
-                a, b = kernel.symbols.address(lo), kernel.symbols.address(hi)
-                if a is not None and b is not None and b > a:
-                    spans.append((a, b, f"kernel .{name}"))
-        except Exception as err:  # noqa: BLE001 - symbols are optional
-            self.errors.append(f"image sections: {err}")
-        objs = kernel.objects()
-        mod_spans: List[Tuple[int, int, str]] = []
-        if objs is not None:
-            try:
-                for mod in objs.modules():
-                    for sec in mod.sections:
-                        mod_spans.append((sec.start, sec.end, f"module {mod.name} {sec.name}"))
-            except (KmemdbgError, Exception) as err:  # noqa: BLE001 - BtfError and corrupt lists
-                self.errors.append(f"modules: {str(err).splitlines()[0] if str(err) else err}")
-            try:
-                for a in objs.vmap_areas():
-                    if a.state != "busy":
-                        continue
-                    what = a.caller_name or (a.flags[0] if a.flags else "vmap area")
-                    words = " ".join(a.flags)
-                    spans.append((a.start, a.end, f"vmap {what}" + (f" [{words}]" if words else "")))
-            except (KmemdbgError, Exception) as err:  # noqa: BLE001
-                self.errors.append(f"vmap areas: {str(err).splitlines()[0] if str(err) else err}")
-        # modules first: a module section is more specific than its vmap area
-        merged: Dict[Tuple[int, int], str] = {}
-        for s, e, n in spans:
-            merged.setdefault((s, e), n)
-        self._mods = sorted(mod_spans)
-        self._spans = sorted((s, e, n) for (s, e), n in merged.items())
-        self._starts = [s for s, _, _ in self._spans]
-        self._mod_starts = [s for s, _, _ in self._mods]
+        self.index = kernel.owners
 
-    @staticmethod
-    def _find(starts, spans, va):
-        i = bisect.bisect_right(starts, va) - 1
-        best = None
-        for j in range(max(0, i - 3), i + 1):
-            s, e, n = spans[j]
-            if s <= va < e and (best is None or s >= best[0]):
-                best = (s, e, n)
-        nxt = starts[i + 1] if i + 1 < len(starts) else 1 << 64
-        return best, nxt
+    @property
+    def errors(self) -> List[str]:
+        """Sources that could not be read, as ``what: reason`` lines."""
+        return [str(u) for u in self.index.unavailable]
 
     def owner(self, va: int) -> Tuple[Optional[str], int]:
-        best, nxt = self._find(self._mod_starts, self._mods, va) if self._mods else (None, 1 << 64)
-        if best is not None:
-            return best[2], min(best[1], nxt)
-        nxt_mod = nxt
-        best, nxt = self._find(self._starts, self._spans, va) if self._spans else (None, 1 << 64)
-        if best is not None:
-            return best[2], min(best[1], nxt, nxt_mod)
-        return None, min(nxt, nxt_mod)
+        got, end = self.index.owner(va)
+        return (got.label if got is not None else None), end
 
 
 #: Region kinds with no owner lookups (one owner: the kernel's own map).
