@@ -28,7 +28,7 @@ import numpy as np
 from .arch import arch_named
 from .arch.base import (MASK64, TABLE_FAN_OUT, TABLE_LOOP, TABLE_UNREADABLE, PagingFormat,
                         Permissions)
-from .errors import KmemdbgError, PhysicalReadError
+from .errors import PhysicalReadError
 from .memory import TableCache
 from .tables import MAX_RESERVED_PER_TABLE, reserved_fault
 from .walk import Fault
