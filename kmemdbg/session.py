@@ -7,8 +7,8 @@ same session object.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable, List, Optional, Tuple
 
 from .arch import arch_named
 from .errors import LayoutError, PhysicalReadError, SourceError
@@ -38,6 +38,8 @@ class Session:
     walker: Walker
     description: str
     prog: Optional[object] = None
+    #: what was degraded while opening (the root table unreadable with allow_truncated, ...)
+    notes: List[str] = field(default_factory=list)
 
     @property
     def arch(self) -> str:
@@ -108,18 +110,14 @@ def check_root(kernel: Session, allow_truncated: bool = False) -> None:
               f"{err.reason}"
         if not allow_truncated:
             raise SourceError(f"{kernel.description}: {msg} (use --allow-truncated to go on)") from None
-        notes = getattr(kernel, "notes", None)
-        if notes is not None:
-            notes.append(msg)
+        kernel.notes.append(msg)
         return
     if t.root_pa % t.format.root_align:
         raise SourceError(f"{kernel.description}: the kernel root table pa 0x{t.root_pa:x} is not "
                           f"{t.format.root_align}-byte aligned ({t.evidence.split(';')[0]})")
     walk = kernel.walker.walk(t.root_va)
     if walk.fault is not None and walk.fault.reason == "table-unreadable" and allow_truncated:
-        notes = getattr(kernel, "notes", None)
-        if notes is not None:
-            notes.append(f"the walk of swapper_pg_dir stops: {walk.fault.message(t.root_va)}")
+        kernel.notes.append(f"the walk of swapper_pg_dir stops: {walk.fault.message(t.root_va)}")
         return
     if walk.pa != t.root_pa:
         got = f"to pa 0x{walk.pa:x}" if walk.fault is None else f"nowhere ({walk.fault.reason} at " \
