@@ -6,13 +6,17 @@ specs), the library call that returns a typed result
 (:mod:`kmemdbg.commands.renderers`).  A front end offers the commands whose
 ``front_ends`` name it, and builds its parser with :func:`build_parser`:
 
-    CLI    every command, with the kernel-selection options (--core, --kcore, --qmp, ...)
+    cli    every command, with the kernel-selection options (--core, --kcore, --qmp, ...)
     drgn   the commands on the session's kernel; the kernel is drgn's ``prog``
     gdb    the same but ``audit``; the kernel is the attached guest
+    crash  the same as drgn; the kernel is the one crash has open
 
-A new front end (crash, say) picks a name, adds it to the ``front_ends`` of
-the commands it offers, and calls :func:`kmemdbg.commands.execute.execute`
-with its kernel.
+A front end whose kernel comes from its session (drgn, gdb, crash) names
+itself in SESSION_FRONT_ENDS and in the ``front_ends`` of the commands it
+offers, then per typed line calls
+:func:`~kmemdbg.commands.execute.parse_in_session` and
+:func:`~kmemdbg.commands.execute.execute_on` with its kernel (built with
+:func:`kmemdbg.api.kernel_from`).
 """
 from __future__ import annotations
 
@@ -23,9 +27,9 @@ from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple
 
 from . import calls, renderers
 
-CLI, DRGN, GDB = "cli", "drgn", "gdb"
+CLI, DRGN, GDB, CRASH = "cli", "drgn", "gdb", "crash"
 #: Front ends whose kernel is given by their session rather than chosen on the command line.
-SESSION_FRONT_ENDS = (DRGN, GDB)
+SESSION_FRONT_ENDS = (DRGN, GDB, CRASH)
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ def _addresses(metavar: str) -> Argument:
     return arg("addresses", nargs="+", metavar=metavar)
 
 
-_EVERYWHERE = frozenset({CLI, DRGN, GDB})
+_EVERYWHERE = frozenset({CLI, DRGN, GDB, CRASH})
 
 COMMANDS: Tuple[Command, ...] = (
     Command("layout", "the kernel's regions and where each bound came from", (),
@@ -104,7 +108,7 @@ COMMANDS: Tuple[Command, ...] = (
         arg("--jsonl", action="store_true", help="one JSON object per finding per line"),
         arg("--fail-on", default="low", metavar="SEVERITY",
             help="exit 1 if a finding is at least this severe (info, low, medium, high; default low)")),
-        calls.call_audit, renderers.render_audit, frozenset({CLI, DRGN})),
+        calls.call_audit, renderers.render_audit, frozenset({CLI, DRGN, CRASH})),
     Command("demo", "walks and virt_to_phys verdicts on the bundled real sample", (),
             calls.call_demo, renderers.render_demo),
 )

@@ -178,5 +178,6 @@ def test_every_front_end_is_built_from_the_one_table():
     assert list(cli._subparsers._group_actions[0].choices) == names
     assert GDB_COMMANDS == ("layout", "classify", "vtop", "check", "ptov", "ptdump")
     assert all(f"  {name} " in help_text() for name in GDB_COMMANDS)
-    drgn = [c.name for c in table.offered(table.DRGN)]
-    assert drgn == ["layout", "classify", "vtop", "check", "ptov", "ptdump", "audit"]
+    for session in (table.DRGN, table.CRASH):
+        offered = [c.name for c in table.offered(session)]
+        assert offered == ["layout", "classify", "vtop", "check", "ptov", "ptdump", "audit"]
