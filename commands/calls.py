@@ -100,10 +100,9 @@ def _split_claim(text: str) -> Tuple[str, Optional[str]]:
 
 def call_layout(inv: Invocation) -> LayoutResult:
     k = inv.kernel()
-    description, fmt_name, root_pa, evidence = k.description, k.tables.format.name, k.tables.root_pa, \
-        k.tables.evidence
-    layout = k.layout
-    return LayoutResult(description, fmt_name, root_pa, evidence, layout, tuple(k.notes))
+    layout = k.layout               # may add notes: read them after it
+    return LayoutResult(k.description, k.tables.format.name, k.tables.root_pa, k.tables.evidence, layout,
+                        tuple(k.notes))
 
 
 def call_classify(inv: Invocation) -> ClassifyResult:
