@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
-from .arch.base import (ENTRY_INVALID, ENTRY_LEAF, ENTRY_RESERVED, MASK64, NON_CANONICAL, NOT_PRESENT,
+from .arch.base import (ENTRY_INVALID, ENTRY_LEAF, ENTRY_RESERVED, ENTRY_TABLE, MASK64, NON_CANONICAL, NOT_PRESENT,
                         RESERVED, ROOT_MISALIGNED, TABLE_LOOP, TABLE_UNREADABLE, PagingFormat, Permissions)
 from .errors import PhysicalReadError
 from .memory import PhysicalMemory, TableCache
@@ -177,7 +177,7 @@ class Walker:
         seen: Dict[int, int] = {}
         table_pa = self.root_pa
         levels = fmt.levels
-        decode = fmt.decode
+        masks, vmask = fmt._decode_masks(), fmt.valid_mask
         for i, lv in enumerate(levels):
             prev = seen.get(table_pa)
             if prev is not None and prev != i:
@@ -194,7 +194,15 @@ class Walker:
             idx = (va >> lv.shift) & ((1 << lv.bits) - 1)
             raw = table[idx]
             entry_pa = table_pa + idx * 8
-            kind = decode(raw, i)
+            # PagingFormat.decode(raw, i), inlined with the same masks (walks are hot)
+            if not raw & vmask:
+                kind = ENTRY_INVALID
+            else:
+                is_last, tmask, tvalue, leaf_ok, res_leaf, res_table = masks[i]
+                if (raw & tmask) == tvalue:
+                    kind = ENTRY_LEAF if (is_last or leaf_ok) and not raw & res_leaf else ENTRY_RESERVED
+                else:
+                    kind = ENTRY_RESERVED if is_last or raw & res_table else ENTRY_TABLE
             if kind == ENTRY_INVALID:
                 inv = fmt.invalid(raw, i, va)
                 detail = inv.detail
