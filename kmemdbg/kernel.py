@@ -1,9 +1,19 @@
 """A kernel opened for questions about its addresses: classify, translate, check, reverse-map.
 
 :class:`Kernel` extends :class:`~kmemdbg.session.Session` (memory source,
-VMCOREINFO, root table, walker) with symbols, the discovered layout, the
-allocations inside regions, the kernel's ``__pa()`` arithmetic and a reverse
-map from physical pages to every kernel virtual mapping.
+VMCOREINFO, root table, walker) and is a facade over components, each built
+once on first use and never changed by a query:
+
+- ``symbols`` (:mod:`kmemdbg.symbols`) and ``layout`` (:mod:`kmemdbg.layout`);
+- ``objects()``: typed kernel objects from BTF (:mod:`kmemdbg.kobjects`),
+  or None with the reason in :attr:`Kernel.missing`;
+- ``owners``: who owns a kernel va (:class:`kmemdbg.linux.owners.OwnerIndex`);
+- ``slabs()`` (:mod:`kmemdbg.slab`), ``struct_pages()`` and
+  ``page_evidence()`` (what :meth:`Kernel.describe_pa` reads);
+- ``table_pages()`` and ``reverse_map()`` (sweeps of the kernel tables).
+
+Verdict prose is :mod:`kmemdbg.verdicts`'; the task list is
+:mod:`kmemdbg.linux.tasks`'.
 
 Addresses: ``va`` virtual, ``pa`` physical; region ``end`` values exclusive.
 """

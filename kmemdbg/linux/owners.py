@@ -127,30 +127,27 @@ class OwnerIndex:
     def modules(self) -> Tuple[Owner, ...]:
         """Module sections sorted by start (empty when the module list cannot be read)."""
         if self._modules is None:
-            objs = self._objects()
-            got: Tuple[Owner, ...] = ()
-            if objs is not None:
-                try:
-                    got = module_owners(objs.modules())
-                except KmemdbgError as err:  # BtfError, a corrupt list: no module owners
-                    self._unavailable["modules"] = Unavailable("modules", first_line(err))
-            self._modules = got
-            self._mod_starts = [o.start for o in got]
+            self._modules = self._read("modules", lambda objs: module_owners(objs.modules()))
+            self._mod_starts = [o.start for o in self._modules]
         return self._modules
 
     def vmap_areas(self) -> Tuple[VmapArea, ...]:
         """Every vmap area, busy and lazily freed, sorted by start (empty when unreadable)."""
         if self._areas is None:
-            objs = self._objects()
-            got: Tuple[VmapArea, ...] = ()
-            if objs is not None:
-                try:
-                    got = tuple(objs.vmap_areas())
-                except KmemdbgError as err:
-                    self._unavailable["vmap areas"] = Unavailable("vmap areas", first_line(err))
-            self._areas = got
-            self._area_starts = [a.start for a in got]
+            self._areas = self._read("vmap areas", lambda objs: tuple(objs.vmap_areas()))
+            self._area_starts = [a.start for a in self._areas]
         return self._areas
+
+    def _read(self, what: str, read: Callable[[object], tuple]) -> tuple:
+        """``read(objects)``, or () with the reason kept when there are no types or it fails."""
+        objs = self._objects()
+        if objs is None:
+            return ()
+        try:
+            return read(objs)
+        except KmemdbgError as err:  # BtfError, a corrupt list or tree
+            self._unavailable[what] = Unavailable(what, first_line(err))
+            return ()
 
     @property
     def unavailable(self) -> Tuple[Unavailable, ...]:
