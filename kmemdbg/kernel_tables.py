@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from .arch import arch_named
 from .arch.spec import KernelTables
-from .arch.x86_64.paging import START_KERNEL_MAP  # noqa: F401  (compat: use ``Arch.image_base``)
 from .vmcoreinfo import VmcoreInfo, check_values, signed64
 
 

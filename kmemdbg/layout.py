@@ -23,7 +23,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .arch import UnknownArchitectureError, arch_named
 from .arch.base import MASK64
-from .arch.x86_64.paging import START_KERNEL_MAP  # noqa: F401  (compat: use ``Arch.image_base``)
 from .vmcoreinfo import VmcoreInfo
 
 # The vocabulary of region kinds is part of the JSON contract.
