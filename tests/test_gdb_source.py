@@ -19,7 +19,7 @@ import pytest
 from kmemdbg import cli
 from kmemdbg.errors import PhysicalReadError
 from kmemdbg.gdb import SCRIPT
-from kmemdbg.gdb.commands import LiveTarget, run
+from kmemdbg.commands.gdb import LiveTarget, run
 from kmemdbg.kernel_tables import kernel_tables
 from kmemdbg.sources.elfcore import ElfCoreMemory
 from kmemdbg.vmcoreinfo import VmcoreInfo
@@ -270,7 +270,7 @@ def test_core_imports_without_drgn_in_the_system_python():
     code = ("import sys; sys.modules['drgn'] = None; sys.modules['_drgn'] = None; "
             f"sys.path.insert(0, {ROOT!r}); "
             "import kmemdbg.walk, kmemdbg.layout, kmemdbg.kernel, kmemdbg.model, kmemdbg.render, "
-            "kmemdbg.cli, kmemdbg.kallsyms, kmemdbg.kobjects, kmemdbg.gdb.source, kmemdbg.gdb.commands; "
+            "kmemdbg.cli, kmemdbg.kallsyms, kmemdbg.kobjects, kmemdbg.gdb.source, kmemdbg.commands.gdb; "
             "print('ok')")
     out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "ok", out.stderr

@@ -3,7 +3,7 @@
 The memory source itself (physical-memory mode, the per-stop page cache, the
 CPU's paging registers, the VMCOREINFO scan) is
 :mod:`kmemdbg.sources.gdbstub`; its names are re-exported here for the gdb
-command (:mod:`kmemdbg.gdb.commands`).
+command (:mod:`kmemdbg.commands.gdb`).
 """
 from __future__ import annotations
 
