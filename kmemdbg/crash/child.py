@@ -2,8 +2,9 @@
 
 The shim starts ``python3 -c BOOTSTRAP`` with the pipe from crash on fd 3
 and the pipe to crash on fd 4, and the bootstrap calls :func:`serve`.  For
-each ``kmemdbg ARGS`` typed in crash the child runs the command line's own
-parser and command functions (:func:`kmemdbg.cli.main`) on the Kernel crash
+each ``kmemdbg ARGS`` typed in crash the child parses it with the command
+table's crash parser (:mod:`kmemdbg.commands.table`) and runs it with the
+table's runner (:func:`kmemdbg.commands.execute.execute`) on the Kernel crash
 has open, and sends the output back for crash's ``fp`` (stdout) and error
 stream (stderr), then the exit status.
 
@@ -17,14 +18,17 @@ import json
 import os
 import sys
 import time
-from contextlib import redirect_stderr, redirect_stdout
 from typing import Dict, List, Optional, Tuple
 
+from ..commands import table
+from ..commands.execute import execute
 from ..errors import KmemdbgError
+from ..parse import parse_address, parse_number
 from ..sources.crash_pipe import (DONE, ERR, ERROR, HELLO, OUT, RUN, TESTFATAL, CrashGoneError, CrashLink,
                                   CrashTranslation)
 
-COMMANDS = ("layout", "classify", "vtop", "check", "ptov", "ptdump", "audit")
+#: The commands crash offers: the command table's subset for this front end.
+COMMANDS = tuple(c.name for c in table.offered(table.CRASH))
 SOURCE_OPTIONS = ("--core", "--kcore", "--qmp", "--vmlinux", "--allow-truncated")
 #: Bytes of output per frame sent to crash.
 CHUNK = 1 << 16
@@ -110,13 +114,11 @@ def crash_verdict(kernel, va: int, crash: CrashTranslation) -> Dict:
             "reason": reason, "explanation": why}
 
 
-def _cross_check(child: Child, argv: List[str], json_mode: bool, out_text: str) -> str:
-    """``check --crash``: the command line's check output plus crash's own answers."""
-    from .. import cli
-
+def _cross_check(child: Child, args, out_text: str) -> str:
+    """``check --crash``: the check command's output plus crash's own answers."""
     kernel = child.kernel
-    args = cli.build_parser().parse_args(argv)
-    vas = [cli.parse_address(a.partition("=")[0], kernel) for a in args.addresses]
+    json_mode = bool(args.json)
+    vas = [parse_address(a.partition("=")[0], kernel) for a in args.addresses]
     verdicts = [crash_verdict(kernel, va, child.link.kvtop(va)) for va in vas]
     if json_mode:
         items = json.loads(out_text)
@@ -144,10 +146,8 @@ def _test_hook(child: Child, command: str, argv: List[str]) -> Tuple[int, str, s
             child.link.source()
             time.sleep(0.05)
     if command == "__read":
-        from .. import cli
-
         try:
-            data = child.get_kernel().memory.read(cli.parse_number(argv[-1]), 8)
+            data = child.get_kernel().memory.read(parse_number(argv[-1]), 8)
         except KmemdbgError as exc:
             return 1, "", f"kmemdbg: {exc}\n"
         return 0, data.hex() + "\n", ""
@@ -161,33 +161,34 @@ def _test_hook(child: Child, command: str, argv: List[str]) -> Tuple[int, str, s
 
 def run(child: Child, argv: List[str]) -> Tuple[int, str, str]:
     """Run one ``kmemdbg ARGS`` typed in crash: (exit status, stdout text, stderr text)."""
-    from .. import cli
-
     argv, command, cross = _split(argv)
     if command in TEST_COMMANDS and os.environ.get("KMEMDBG_CRASH_TEST"):
         return _test_hook(child, command, argv)
     if any(a.split("=", 1)[0] in SOURCE_OPTIONS for a in argv):
         return 2, "", ("kmemdbg: in crash the kernel is the one crash has open; --core/--kcore/--qmp/"
                        "--vmlinux/--allow-truncated belong to the shell command\n")
-    out, err = io.StringIO(), io.StringIO()
+    args = None
     if command is None and any(a in ("-h", "--help") for a in argv) or command in COMMANDS:
-        with redirect_stdout(out), redirect_stderr(err):
-            try:
-                cli.build_parser().parse_args(argv)
-            except SystemExit as exc:
-                return int(exc.code or 0), out.getvalue(), err.getvalue()
-    if command not in COMMANDS:
+        try:
+            args, _ = table.parse(table.CRASH, argv)
+        except table.HelpRequested as exc:
+            return 0, exc.text, ""
+        except table.UsageError as exc:
+            return 2, "", f"{exc}\n"
+    if command not in COMMANDS or args is None:
         return 2, "", f"kmemdbg: usage: kmemdbg [--json] {{{','.join(COMMANDS)}}} ARGS... (help kmemdbg)\n"
     try:
         kernel = child.get_kernel()
     except KmemdbgError as exc:
         return 1, "", f"kmemdbg: {' '.join(str(exc).split())}\n"
-    with redirect_stdout(out), redirect_stderr(err):
-        status = cli.main(argv, kernel=kernel)
+    if args.guess_layout:
+        kernel.guess_layout = True
+    out, err = io.StringIO(), io.StringIO()
+    status = execute(args, lambda: kernel, out, err)
     text = out.getvalue()
     if cross and status == 0:
         try:
-            text = _cross_check(child, argv, argv[0] == "--json", text)
+            text = _cross_check(child, args, text)
         except KmemdbgError as exc:
             err.write(f"kmemdbg: check --crash: {exc}\n")
             status = 1
