@@ -106,10 +106,9 @@ def rule_user_kernel(ctx: AuditContext) -> List[Finding]:
 def _protected_ranges(ctx: AuditContext) -> List[Tuple[int, int, str]]:
     secs = ctx.sections()
     out = [(secs[n][0], secs[n][1], f"kernel .{n}") for n in ("text", "rodata") if n in secs]
-    for s, e, name in ctx.module_sections():
-        sec = name.rsplit(" ", 1)[-1]
-        if sec in ("text", "rodata"):
-            out.append((s, e, name))
+    for o in ctx.module_owners():
+        if o.section in ("text", "rodata"):
+            out.append((o.start, o.end, o.label))
     return sorted(out)
 
 
