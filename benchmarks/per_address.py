@@ -1,0 +1,155 @@
+"""Per-address costs through the public API, against drgn in the same run (issue 12's table).
+
+    python3 benchmarks/per_address.py [--recipe x86_64-6.12-l4] [--n 10000 --n 100000] [--seed 1]
+
+Addresses are DISTINCT and in random order: every page the kernel's page
+tables map in the vmalloc, module, image and linear regions of one real dump
+(found by kmemdbg's own sweep), shuffled; where N exceeds the mapped pages,
+distinct 8-byte-aligned offsets inside those pages are added (said in the
+output).  A small sample repeated to N would measure the memo, not the code.
+
+Rows, each as microseconds per address and as a ratio kmemdbg / drgn:
+
+- ``Kernel.read(va, 8)`` vs ``prog.read(va, 8)``; ``read(va, 4096)`` vs ``prog.read(va, 4096)``
+- ``Kernel.translate(va)`` with its full step record on a fresh walker (uncached) and on
+  one walker whose tables are cached, vs drgn's C walker (``follow_phys``)
+- ``Kernel.classify(va)`` and ``Kernel.check_many(vas)``, linear in N (each N printed)
+- ``Kernel.translate_many(vas)`` vs the C walker
+- start-up: ``python3 -m kmemdbg --core X layout`` vs ``drgn -c X -e pass`` (best of 3)
+
+A measurement only: it asserts nothing about time.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import random
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+import drgn  # noqa: E402
+import _drgn  # noqa: E402
+
+import kmemdbg  # noqa: E402
+from kmemdbg.errors import KmemdbgError  # noqa: E402
+from kmemdbg.ptdump import ptdump  # noqa: E402
+from kmemdbg.walk import Walker  # noqa: E402
+from realdumps import all_dumps  # noqa: E402
+
+KINDS = ("vmalloc", "module", "kernel-image", "linear")
+
+
+def distinct_addresses(k, n: int, seed: int):
+    """(vas, mix): n distinct mapped kernel virtual addresses in random order, and their region counts."""
+    pages = []
+    for r in ptdump(k, owners=False):
+        if r.region.kind in KINDS:
+            pages += [(va, r.region.kind) for va in range(r.start, min(r.end, r.start + (64 << 20)), 4096)]
+    rng = random.Random(seed)
+    rng.shuffle(pages)
+    out = [(va + rng.randrange(0, 4096, 8), kind) for va, kind in pages[:n]]
+    extra = 0
+    seen = {va for va, _ in out}
+    while len(out) < n and pages:
+        va, kind = pages[rng.randrange(len(pages))]
+        va += rng.randrange(0, 4096, 8)
+        if va not in seen:
+            seen.add(va)
+            out.append((va, kind))
+            extra += 1
+    rng.shuffle(out)
+    return [va for va, _ in out], collections.Counter(kind for _, kind in out), extra
+
+
+def per(fn, items) -> float:
+    t = time.perf_counter()
+    for x in items:
+        fn(x)
+    return (time.perf_counter() - t) / max(1, len(items)) * 1e6
+
+
+def quiet(fn):
+    def call(x):
+        try:
+            fn(x)
+        except (KmemdbgError, drgn.FaultError):
+            pass
+    return call
+
+
+def best_of(cmd, tries: int = 3) -> float:
+    best = None
+    for _ in range(tries):
+        t = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, cwd=ROOT)
+        dt = time.perf_counter() - t
+        best = dt if best is None else min(best, dt)
+    return best
+
+
+def row(name: str, ours: float, theirs=None) -> None:
+    ratio = f"  ratio {ours / theirs:6.2f}" if theirs else ""
+    base = f"  drgn {theirs:8.2f} us" if theirs else ""
+    print(f"{name:<34} {ours:8.2f} us{base}{ratio}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recipe", default="x86_64-6.12-l4")
+    ap.add_argument("--n", type=int, action="append")
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    ns = sorted(a.n or [10000])
+    dumps = [d for d in all_dumps() if d.recipe == a.recipe and d.kind == "full" and not d.missing()]
+    if not dumps:
+        print(f"no full dump for {a.recipe} (python3 vmcores/build.py {a.recipe})", file=sys.stderr)
+        return 2
+    path = dumps[0].path
+    k = kmemdbg.open(core=path)
+    prog = drgn.Program()
+    prog.set_core_dump(path)
+    vas, mix, extra = distinct_addresses(k, max(ns), a.seed)
+    print(f"dump: {a.recipe} (full), {k.tables.format.name}; N up to {len(vas)} distinct addresses in random "
+          f"order ({extra} of them extra offsets in already-chosen pages); mix {dict(mix)}")
+    n0 = vas[:ns[0]]
+    pgd = drgn.Object(prog, "void *", k.tables.root_va)
+    follow = _drgn._linux_helper_follow_phys
+    c_walk = per(quiet(lambda va: follow(prog, pgd, va)), n0)
+
+    row("read(va, 8)", per(quiet(lambda va: k.read(va, 8)), n0), per(quiet(lambda va: prog.read(va, 8)), n0))
+    pages = [va & ~0xFFF for va in n0[:2000]]
+    row("read(va, 4096)", per(quiet(lambda va: k.read(va, 4096)), pages),
+        per(quiet(lambda va: prog.read(va, 4096)), pages))
+    fmt, mem, root = k.tables.format, k.memory, k.tables.root_pa
+    row("translate uncached (fresh walker)", per(lambda va: Walker(fmt, mem, root).walk(va), n0[:3000]), c_walk)
+    warm = Walker(fmt, mem, root)
+    warm.translate_many(n0)
+    row("translate, tables cached", per(warm.walk, n0), c_walk)
+    t = time.perf_counter()
+    Walker(fmt, mem, root).translate_many(n0)
+    row("translate_many (fresh cache)", (time.perf_counter() - t) / len(n0) * 1e6, c_walk)
+    for n in ns:
+        sub = vas[:n]
+        k2 = kmemdbg.open(core=path)
+        k2.layout
+        row(f"classify N={n}", per(k2.classify, sub))
+        k3 = kmemdbg.open(core=path)
+        k3.layout
+        t = time.perf_counter()
+        k3.check_many(sub)
+        row(f"check_many N={n}", (time.perf_counter() - t) / n * 1e6)
+    ours = best_of([sys.executable, "-m", "kmemdbg", "--core", path, "layout"])
+    theirs = best_of(["drgn", "-c", path, "-e", "pass"])
+    print(f"{'start-up: layout vs drgn -e pass':<34} {ours:8.2f} s   drgn {theirs:8.2f} s   "
+          f"difference {ours - theirs:+.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
