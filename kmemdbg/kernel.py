@@ -107,7 +107,6 @@ class Kernel(Session):
         self._slabs = None
         self._pages: Optional[PageEvidence] = None
         self._vmap_allocs: Dict[int, Allocation] = {}
-        self.kcore_path: Optional[str] = None   # set for live /proc/kcore sessions
         #: accept layout defaults where the dump gives no evidence (else LayoutError)
         self.guess_layout = False
 
