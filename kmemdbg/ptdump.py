@@ -31,6 +31,7 @@ from .arch.base import (MASK64, TABLE_FAN_OUT, TABLE_LOOP, TABLE_UNREADABLE, Pag
 from .errors import PhysicalReadError
 from .memory import TableCache
 from .tables import MAX_RESERVED_PER_TABLE, reserved_fault
+from .tree import READ, Descend, fold, walk_range
 from .walk import Fault
 
 Progress = Callable[[str, float, float], None]
@@ -61,7 +62,9 @@ class LeafSweep:
 
     ``cache`` is the table cache of the snapshot (share the kernel walker's,
     so a page already read for a walk is not read again).  ``high`` selects
-    the arm64 TTBR1 half.
+    the arm64 TTBR1 half.  The sweep is a visitor of the one tree walk
+    (:func:`kmemdbg.tree.walk_range`): its ``page`` hook decodes a whole table
+    page with numpy and folds each subtree into runs.
     """
 
     def __init__(self, fmt: PagingFormat, cache: TableCache, root_pa: int, high: bool = True,
@@ -153,7 +156,8 @@ class LeafSweep:
         self._progress = progress
         self._done = 0.0
         self._total = 0.0
-        out = self._visit(self.root_pa, 0, 0, 0, b_lo, b_hi)
+        self._b_lo, self._b_hi = b_lo, b_hi
+        out = fold(walk_range(fmt, self.cache, self.root_pa, self, self._level_of, 0))
         result = []
         half = 1 << (fmt.va_bits - 1) if self.arch.root_hole_index(fmt) >= 0 else None
         for r in out:
@@ -187,41 +191,50 @@ class LeafSweep:
         self.faults.append(Fault(lv.name, reason, detail, table_pa, raw=raw, depth=i, start=start,
                                  end=start + span))
 
-    def _visit(self, table_pa: int, i: int, base: int, tkey: int, b_lo: int, b_hi: int) -> List[Run]:
+    # -- the visitor of the one tree walk (kmemdbg.tree.walk_range): it folds each
+    # subtree into its runs; ``base`` is table-index bits, ``tkey`` the table attributes above
+    def fault(self, table_pa: int, i: int, base: int, reason: str, tkey: int,
+              other_level: Optional[int], detail: str):
+        """A loop or an unreadable table: recorded in :attr:`faults`, no runs."""
+        yield from ()
+        if reason == TABLE_LOOP:
+            detail = f"table pa 0x{table_pa:x} is also used at {self.format.levels[other_level].name}"
+        self._fault(i, base, table_pa, reason, detail)
+        return []
+
+    def again(self, table_pa: int, i: int, base: int, tkey: int):
+        """A shared table met again: its memoised runs moved to ``base``, or READ."""
+        yield from ()
+        lv = self.format.levels[i]
+        if not (self._b_lo <= base and base + (lv.leaf_size << lv.bits) <= self._b_hi):
+            return READ     # only a table the range covers whole has memoised runs
+        got = self._memo.get((table_pa, i, tkey))
+        if got is None:
+            return READ
+        old_base, runs = got
+        delta = base - old_base
+        if not delta:
+            return runs
+        if len(runs) > self._shared_left:
+            # tables that fan out: count what the shared table holds, do not repeat it
+            self._shared_left = 0
+            self._fault(i, base, table_pa, TABLE_FAN_OUT,
+                        f"table pa 0x{table_pa:x} at {lv.name} is reached again here; its "
+                        f"{len(runs)} ranges are counted, not repeated (more than "
+                        f"{self.max_shared_runs} ranges from shared tables)")
+            return []
+        self._shared_left -= len(runs)
+        return [(r[0] + delta, r[1] + delta) + r[2:] for r in runs]
+
+    def page(self, table_pa: int, i: int, base: int, table: memoryview, tkey: int, descend: Descend):
+        """Decode a whole table page at once and merge its leaf runs with its children's."""
         fmt = self.format
         lv = fmt.levels[i]
         span = lv.leaf_size
         full_span = span << lv.bits
+        b_lo, b_hi = self._b_lo, self._b_hi
         covered = b_lo <= base and base + full_span <= b_hi
-        seen = self._level_of.get(table_pa)
-        if seen is not None and seen != i:
-            self._fault(i, base, table_pa, TABLE_LOOP,
-                        f"table pa 0x{table_pa:x} is also used at {fmt.levels[seen].name}")
-            return []
-        self._level_of[table_pa] = i
         key = (table_pa, i, tkey)
-        if covered:
-            got = self._memo.get(key)
-            if got is not None:
-                old_base, runs = got
-                delta = base - old_base
-                if not delta:
-                    return runs
-                if len(runs) > self._shared_left:
-                    # tables that fan out: count what the shared table holds, do not repeat it
-                    self._shared_left = 0
-                    self._fault(i, base, table_pa, TABLE_FAN_OUT,
-                                f"table pa 0x{table_pa:x} at {lv.name} is reached again here; its "
-                                f"{len(runs)} ranges are counted, not repeated (more than "
-                                f"{self.max_shared_runs} ranges from shared tables)")
-                    return []
-                self._shared_left -= len(runs)
-                return [(r[0] + delta, r[1] + delta) + r[2:] for r in runs]
-        try:
-            table = self.cache.table(table_pa, fmt.table_bytes)
-        except PhysicalReadError as err:
-            self._fault(i, base, table_pa, TABLE_UNREADABLE, err.reason)
-            return []
         self.tables_decoded += 1
         nent = 1 << lv.bits
         e = np.frombuffer(table, dtype=np.uint64, count=nent)
@@ -260,7 +273,7 @@ class LeafSweep:
                 ck = child_tkey_cache.get(tattr)
                 if ck is None:
                     ck = child_tkey_cache[tattr] = self._tkey(tkey, raw)
-                child = self._visit(fmt.output_address(raw), i + 1, cbase, ck, b_lo, b_hi)
+                child = yield from descend(fmt.output_address(raw), i + 1, cbase, ck)
                 if idx == half_idx:
                     out.extend(child)      # the canonical hole: never join across it
                 else:

@@ -3,7 +3,7 @@
 Where :meth:`kmemdbg.walk.Walker.walk` follows one address down, these
 helpers visit every valid entry of every table reachable from a root, so a
 full sweep reads each table page exactly once and needs no per-address
-walks.  They are the base of ``slice`` (which keeps every table page),
+walks.  Both are visitors of the one tree walk, :func:`kmemdbg.tree.walk_range`.  They are the base of ``slice`` (which keeps every table page),
 ``ptdump`` and the audits.
 
 Addresses: ``va`` values are virtual (sign-extended on x86-64, in the TTBR1
@@ -12,13 +12,14 @@ half on arm64 when ``high`` is set); ``table_pa`` is physical.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 from .arch import arch_named
 from .arch.base import (ENTRY_TABLE, RESERVED, TABLE_FAN_OUT, TABLE_LOOP,
                         TABLE_UNREADABLE, PagingFormat)
 from .errors import PhysicalReadError
 from .memory import TableCache
+from .tree import READ, Descend, fold, walk_range
 from .walk import Fault
 
 
@@ -68,86 +69,76 @@ def _table_fault(fmt: PagingFormat, i: int, va: int, table_pa: int, reason: str,
     return Fault(lv.name, reason, detail, table_pa, depth=i, start=va, end=va + (lv.leaf_size << lv.bits))
 
 
-def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
-          va_end: int = 1 << 64, high: bool = True, max_shared: int = MAX_SHARED_ENTRIES,
-          ) -> Iterator["TreeEntry | TreeFault"]:
-    """Yield every valid entry under ``root_pa`` covering ``[va_start, va_end)``.
+class _EntrySweep:
+    """The :func:`sweep` visitor: yields each valid entry of each page, in VA order."""
 
-    Entries are decoded by :meth:`PagingFormat.decode`, as every walk does: a
-    valid entry with a reserved encoding yields a ``reserved-bits`` Fault (at
-    most :data:`MAX_RESERVED_PER_TABLE` per table), as the ptdump sweep
-    reports it, instead of being dropped.
+    def __init__(self, fmt: PagingFormat, cache: TableCache, va_start: int, va_end: int, high: bool,
+                 max_shared: int, level_of: Dict[int, int]) -> None:
+        self.fmt = fmt
+        self.cache = cache
+        self.va_start = va_start
+        self.va_end = va_end
+        self.high = high
+        self.max_shared = max_shared
+        self.budget = max_shared
+        self.level_of = level_of
+        self.counts: Dict[Tuple[int, int], int] = {}
+        self.masks = fmt._decode_masks()
+        self.va_of = arch_named(fmt.arch).va_of   # sign extension / half: an unknown arch is an error
 
-    Entries come in increasing VA order; each table page is read once per
-    sweep even when it is shared (the KASAN early shadow maps one PTE table
-    many times: its entries are still yielded at every VA they map).  A
-    table met again at a different level is a loop and yields a TreeFault
-    instead of being descended.  Repeating shared tables is bounded: once
-    ``max_shared`` entries have been yielded again from tables already swept,
-    a shared table met again yields one ``table-fan-out`` TreeFault that
-    counts its entries instead of listing them, so tables that fan out (every
-    entry of one table pointing at the same table, several levels deep) cost
-    time in the number of table pages, not in the mappings they describe.
-    """
-    levels = fmt.levels
-    last = len(levels) - 1
-    level_of: Dict[int, int] = {}
-    vmask = fmt.valid_mask
-    decode = fmt.decode
-    masks = fmt._decode_masks()
-    addr_of = fmt.output_address
-    budget = [max_shared]
-    counts: Dict[Tuple[int, int], int] = {}
-    va_of = arch_named(fmt.arch).va_of   # sign extension / half: an unknown arch is an error
-
-    def entries_under(table_pa: int, i: int) -> int:
+    def entries_under(self, table_pa: int, i: int) -> int:
         """How many items a full visit of the table would yield (shared tables counted)."""
         key = (table_pa, i)
-        got = counts.get(key)
+        got = self.counts.get(key)
         if got is not None:
             return got
-        counts[key] = 1          # a loop back here counts as the one fault it yields
+        self.counts[key] = 1          # a loop back here counts as the one fault it yields
+        fmt = self.fmt
         try:
-            table = cache.table(table_pa, fmt.table_size(i))
+            table = self.cache.table(table_pa, fmt.table_size(i))
         except PhysicalReadError:
             return 1
+        vmask, decode, last = fmt.valid_mask, fmt.decode, len(fmt.levels) - 1
         n = 0
         for raw in table:
             if not raw & vmask:
                 continue
             n += 1
             if i < last and decode(raw, i) == ENTRY_TABLE:
-                n += entries_under(addr_of(raw), i + 1)
-        counts[key] = n
+                n += self.entries_under(fmt.output_address(raw), i + 1)
+        self.counts[key] = n
         return n
 
-    def visit(table_pa: int, i: int, base_bits: int, raws: Tuple[int, ...]):
-        lv = levels[i]
+    def fault(self, table_pa: int, i: int, base: int, reason: str, raws: Tuple[int, ...],
+              other_level: Optional[int], detail: str):
+        if reason == TABLE_LOOP:
+            detail = f"table pa 0x{table_pa:x} already used at {self.fmt.levels[other_level].name}"
+        yield _table_fault(self.fmt, i, self.va_of(self.fmt, base, self.high), table_pa, reason, detail)
+
+    def again(self, table_pa: int, i: int, base: int, raws: Tuple[int, ...]):
+        n = self.entries_under(table_pa, i)
+        if n > self.budget:
+            self.budget = 0
+            yield _table_fault(self.fmt, i, self.va_of(self.fmt, base, self.high), table_pa, TABLE_FAN_OUT,
+                               f"table pa 0x{table_pa:x} at {self.fmt.levels[i].name} is reached again "
+                               f"here; its {n} entries are counted, not listed again (more than "
+                               f"{self.max_shared} entries of shared tables)")
+            return None
+        self.budget -= n
+        return READ
+
+    def page(self, table_pa: int, i: int, base_bits: int, table: memoryview, raws: Tuple[int, ...],
+             descend: Descend):
+        fmt = self.fmt
+        lv = fmt.levels[i]
         span = 1 << lv.shift
-        seen = level_of.get(table_pa)
+        va_of, high = self.va_of, self.high
+        va_start, va_end = self.va_start, self.va_end
+        vmask = fmt.valid_mask
+        addr_of = fmt.output_address
         va0 = va_of(fmt, base_bits, high)
-        if seen is not None and seen != i:
-            yield _table_fault(fmt, i, va0, table_pa, TABLE_LOOP,
-                               f"table pa 0x{table_pa:x} already used at {levels[seen].name}")
-            return
-        if seen == i:
-            n = entries_under(table_pa, i)
-            if n > budget[0]:
-                budget[0] = 0
-                yield _table_fault(fmt, i, va0, table_pa, TABLE_FAN_OUT,
-                                   f"table pa 0x{table_pa:x} at {lv.name} is reached again here; its {n} "
-                                   f"entries are counted, not listed again (more than {max_shared} "
-                                   "entries of shared tables)")
-                return
-            budget[0] -= n
-        level_of[table_pa] = i
-        try:
-            table = cache.table(table_pa, fmt.table_size(i))
-        except PhysicalReadError as err:
-            yield _table_fault(fmt, i, va0, table_pa, TABLE_UNREADABLE, err.reason)
-            return
         reserved_left = MAX_RESERVED_PER_TABLE
-        is_last, tmask, tvalue, leaf_ok, res_leaf, res_table = masks[i]
+        is_last, tmask, tvalue, leaf_ok, res_leaf, res_table = self.masks[i]
         leaf_here = is_last or leaf_ok
         shift = lv.shift
         # below the root every entry shares the root entry's half (its sign extension)
@@ -167,47 +158,82 @@ def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
                     continue
             elif not (is_last or raw & res_table):
                 yield TreeEntry("table", i, va, span, raw, table_pa, idx, raws + (raw,))
-                yield from visit(addr_of(raw), i + 1, bits_value, raws + (raw,))
+                yield from descend(addr_of(raw), i + 1, bits_value, raws + (raw,))
                 continue
             if reserved_left:       # a reserved encoding
                 reserved_left -= 1
                 yield reserved_fault(fmt, i, va, table_pa, idx, raw)
+        return None
 
+
+def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
+          va_end: int = 1 << 64, high: bool = True, max_shared: int = MAX_SHARED_ENTRIES,
+          ) -> Iterator["TreeEntry | TreeFault"]:
+    """Yield every valid entry under ``root_pa`` covering ``[va_start, va_end)``.
+
+    A visitor of the one tree walk (:func:`kmemdbg.tree.walk_range`).
+    Entries are decoded by :meth:`PagingFormat.decode`, as every walk does: a
+    valid entry with a reserved encoding yields a ``reserved-bits`` Fault (at
+    most :data:`MAX_RESERVED_PER_TABLE` per table), as the ptdump sweep
+    reports it, instead of being dropped.
+
+    Entries come in increasing VA order; each table page is read once per
+    sweep even when it is shared (the KASAN early shadow maps one PTE table
+    many times: its entries are still yielded at every VA they map).  A
+    table met again at a different level is a loop and yields a TreeFault
+    instead of being descended.  Repeating shared tables is bounded: once
+    ``max_shared`` entries have been yielded again from tables already swept,
+    a shared table met again yields one ``table-fan-out`` TreeFault that
+    counts its entries instead of listing them, so tables that fan out (every
+    entry of one table pointing at the same table, several levels deep) cost
+    time in the number of table pages, not in the mappings they describe.
+    """
     if root_pa % fmt.root_align:
         return
-    yield from visit(root_pa, 0, 0, ())
+    level_of: Dict[int, int] = {}
+    visitor = _EntrySweep(fmt, cache, va_start, va_end, high, max_shared, level_of)
+    yield from walk_range(fmt, cache, root_pa, visitor, level_of, ())
+
+
+class _TablePages:
+    """The :func:`table_pages` visitor: descends every table entry once, yields nothing."""
+
+    def __init__(self, fmt: PagingFormat) -> None:
+        self.fmt = fmt
+        self.last = len(fmt.levels) - 1
+
+    def fault(self, table_pa: int, i: int, base: int, reason: str, ctx: None,
+              other_level: Optional[int], detail: str):
+        return None
+        yield  # a generator that yields nothing: loops and holes are not listed here
+
+    def again(self, table_pa: int, i: int, base: int, ctx: None):
+        return None          # a table is descended once, however many entries point at it
+        yield
+
+    def page(self, table_pa: int, i: int, base: int, table: memoryview, ctx: None, descend: Descend):
+        if i == self.last:
+            return None
+        decode, addr_of = self.fmt.decode, self.fmt.output_address
+        for raw in table:
+            if decode(raw, i) == ENTRY_TABLE:
+                yield from descend(addr_of(raw), i + 1, 0, None)
+        return None
 
 
 def table_pages(fmt: PagingFormat, cache: TableCache, root_pa: int,
                 high: bool = True) -> Dict[int, int]:
     """Every readable table page under ``root_pa``: physical address -> level index.
 
-    Each table page is visited once, however many entries point at it; a
-    table is recorded at the level where it is first met in VA order and a
-    table met again at another level (a loop) is not descended again.
+    A visitor of the one tree walk (:func:`kmemdbg.tree.walk_range`).  Each
+    table page is visited once, however many entries point at it; a table is
+    recorded at the level where it is first met in VA order and a table met
+    again at another level (a loop) is not descended again.
     """
     if root_pa % fmt.root_align:
         return {}
-    last = len(fmt.levels) - 1
     level_of: Dict[int, int] = {}
-    decode = fmt.decode
-    addr_of = fmt.output_address
-
-    def visit(table_pa: int, i: int) -> None:
-        level_of[table_pa] = i
-        try:
-            table = cache.table(table_pa, fmt.table_size(i))
-        except PhysicalReadError:
-            return
-        if i == last:
-            return
-        for raw in table:
-            if decode(raw, i) == ENTRY_TABLE:
-                child = addr_of(raw)
-                if child not in level_of:
-                    visit(child, i + 1)
-
-    visit(root_pa, 0)
+    fold(walk_range(fmt, cache, root_pa, _TablePages(fmt), level_of))
     return {pa: lvl for pa, lvl in level_of.items() if cache.cached(pa) is not None}
 
 
