@@ -26,9 +26,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .arch import arch_named
-from .arch.base import (MASK64, TABLE_FAN_OUT, TABLE_LOOP, TABLE_UNREADABLE, PagingFormat,
-                        Permissions)
-from .errors import PhysicalReadError
+from .arch.base import MASK64, TABLE_FAN_OUT, TABLE_LOOP, PagingFormat, Permissions
 from .memory import TableCache
 from .tables import MAX_RESERVED_PER_TABLE, reserved_fault
 from .tree import READ, Descend, fold, walk_range

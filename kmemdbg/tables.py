@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Dict, Iterator, Optional, Tuple
 
 from .arch import arch_named
-from .arch.base import (ENTRY_TABLE, RESERVED, TABLE_FAN_OUT, TABLE_LOOP,
-                        TABLE_UNREADABLE, PagingFormat)
+from .arch.base import ENTRY_TABLE, RESERVED, TABLE_FAN_OUT, TABLE_LOOP, PagingFormat
 from .errors import PhysicalReadError
 from .memory import TableCache
 from .tree import READ, Descend, fold, walk_range

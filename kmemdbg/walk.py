@@ -1,9 +1,17 @@
-"""The one generic page-table walker.
+"""Point and batch translation of virtual addresses, and the one :class:`Fault` type.
 
 :class:`Walker` reads a :class:`~kmemdbg.arch.base.PagingFormat` and a
 physical memory source and translates virtual addresses.  Every walk returns
 a frozen :class:`Walk`; a translation that cannot be made ends in a
 :class:`Fault` value, never in an exception.
+
+Walks over a VA range (table sweeps, ptdump, the audits, the inverted map)
+are visitors of the one tree walk, :func:`kmemdbg.tree.walk_range`.  A
+translation follows one path, not a range: :meth:`Walker.walk` (point) and
+:meth:`Walker.translate_many` (batch, memoised per VA prefix) are its
+specialised hot paths over the same decoder, the per-level masks of
+:meth:`PagingFormat.decode`, inlined; they detect loops and unreadable
+tables as the tree walk does.
 
 Addresses: ``va`` is virtual; ``pa``, ``table_pa``, ``entry_pa`` and
 ``root_pa`` are physical.  Sizes are in bytes.

@@ -1,4 +1,4 @@
-"""Whole-tree sweeps (``tables.sweep``, ``leaves``, ``table_pages``) against the model.
+"""Whole-tree sweeps (``tree.walk_range``, ``tables.sweep``, ``leaves``, ``table_pages``) against the model.
 
 Oracle: the model's ground truth: ``mapped_ranges()`` (coalesced runs of what
 was mapped), ``entries()`` and ``entry_pa()`` (where it put every table), never
@@ -10,9 +10,10 @@ import random
 
 import pytest
 
-from kmemdbg.arch.base import TABLE_LOOP, TABLE_UNREADABLE
+from kmemdbg.arch.base import ENTRY_TABLE, TABLE_LOOP, TABLE_UNREADABLE
 from kmemdbg.memory import TableCache
 from kmemdbg.tables import TreeEntry, TreeFault, leaf_pa, leaves, sweep, table_pages
+from kmemdbg.tree import fold, walk_range
 from kmemdbg.walk import Walker
 from test_model_walker import CASE_IDS, CASES, HOLE_PA, _free_va, env, fresh
 
@@ -227,3 +228,54 @@ def test_scalar_and_table_decode_agree(case):
                 ENTRY_RESERVED if bad[k] else ENTRY_INVALID
             assert fmt.decode(raw, level) == want, (hex(raw), level)
             assert bool(valid[k]) == (want != ENTRY_INVALID)
+
+
+class _PageCounter:
+    """A folding visitor of :func:`kmemdbg.tree.walk_range`: counts pages, records faults."""
+
+    def __init__(self, fmt):
+        self.fmt = fmt
+        self.pages = []
+        self.faults = []
+
+    def page(self, table_pa, level, base, table, ctx, descend):
+        self.pages.append((table_pa, level))
+        n = 1
+        if level < len(self.fmt.levels) - 1:
+            for raw in table:
+                if self.fmt.decode(raw, level) == ENTRY_TABLE:
+                    n += yield from descend(self.fmt.output_address(raw), level + 1, 0, ctx)
+        return n
+
+    def again(self, table_pa, level, base, ctx):
+        yield from ()
+        return 0
+
+    def fault(self, table_pa, level, base, reason, ctx, other_level, detail):
+        yield from ()
+        self.faults.append((reason, table_pa, level, other_level))
+        return 0
+
+
+@pytest.mark.parametrize("case", BASE, ids=BASE_IDS)
+def test_tree_walk_visits_each_model_table_once_and_folds_to_the_root(case):
+    e = env(case)
+    cache = TableCache(e.model.memory)
+    v = _PageCounter(e.fmt)
+    level_of = {}
+    n = fold(walk_range(e.fmt, cache, e.tables.root_pa, v, level_of))
+    assert n == len(v.pages) == len(set(v.pages)) == e.model.space.table_count()
+    assert dict(v.pages) == level_of and not v.faults
+
+
+@pytest.mark.parametrize("case", BASE[:4], ids=BASE_IDS[:4])
+def test_tree_walk_gives_a_table_seen_at_another_level_to_the_fault_hook(case):
+    model, kt = fresh(case)
+    sp, geo = model.space, model.space.geometry
+    last = len(geo.levels) - 1
+    va = next(va for level, va, raw, kind in sp.entries()
+              if kind == "mapped" and level == geo.levels[last].name)
+    sp.plant(va, geo.levels[last - 1].name, sp.encoder.table(kt.root_pa))
+    v = _PageCounter(kt.format)
+    fold(walk_range(kt.format, TableCache(model.memory), kt.root_pa, v))
+    assert v.faults == [(TABLE_LOOP, kt.root_pa, last, 0)]
