@@ -35,7 +35,7 @@ from .physinfo import PageEvidence, PhysInfo, RamEnd, describe
 from .session import Session
 from .symbols import SymbolTable
 from .kernel_tables import kernel_tables
-from .tables import TreeFault, leaf_pa, sweep, table_pages
+from .tables import Fault, leaf_pa, sweep, table_pages
 from .verdicts import WalkFault, judge, slab_detail, vmap_detail
 from .virt_to_phys import Check, kernel_pa
 from .vmcoreinfo import VmcoreInfo
@@ -462,7 +462,7 @@ class Kernel(Session):
         return self._reverse
 
     @property
-    def reverse_faults(self) -> List[TreeFault]:
+    def reverse_faults(self) -> List[Fault]:
         """Faults of the sweep behind :meth:`phys_to_virts` (empty until it ran)."""
         return list(self._reverse.faults) if self._reverse is not None else []
 
@@ -504,14 +504,14 @@ class ReverseMap:
     leaves: Tuple[Leaf, ...]
     starts: Tuple[int, ...]
     biggest: int
-    faults: Tuple[TreeFault, ...]
+    faults: Tuple[Fault, ...]
 
     @classmethod
     def sweep(cls, kernel: Kernel) -> "ReverseMap":
         fmt = kernel.tables.format
         rows, faults = [], []
         for item in sweep(fmt, kernel.walker.cache, kernel.tables.root_pa):
-            if isinstance(item, TreeFault):
+            if isinstance(item, Fault):
                 faults.append(item)
             elif item.kind == "leaf":
                 rows.append(Leaf(leaf_pa(fmt, item), item.size, item.va, item.level))

@@ -50,9 +50,8 @@ Run = Tuple[int, int, int, int, int, int, int]
 START, END, PA, PERIOD, LEVEL, ATTR, TKEY = range(7)
 
 
-#: The sweep's faults are the one :class:`kmemdbg.walk.Fault` (``start``/``end`` the virtual
-#: range hidden, ``level`` the level name); ``SweepFault`` is its old name here.
-SweepFault = Fault
+# The sweep's faults are the one :class:`kmemdbg.walk.Fault` (``start``/``end`` the virtual
+# range hidden, ``level`` the level name).
 
 
 class LeafSweep:
@@ -576,6 +575,6 @@ def ptdump(kernel, start: Optional[int] = None, end: Optional[int] = None, *,
     return out
 
 
-__all__ = ["LeafSweep", "SweepFault", "Fault", "PtRange", "PtFault", "fault_ranges", "Owners", "ptdump",
+__all__ = ["LeafSweep", "Fault", "PtRange", "PtFault", "fault_ranges", "Owners", "ptdump",
            "join_ignoring_pa", "MAX_SHARED_RUNS",
            "split_by_regions", "table_flag_names"]

@@ -47,9 +47,8 @@ class TreeEntry:
 MAX_SHARED_ENTRIES = 1 << 18
 
 
-#: The sweep's faults are the one :class:`kmemdbg.walk.Fault` (``depth`` is the level
-#: index, ``va``/``size`` the range hidden); ``TreeFault`` is its old name here.
-TreeFault = Fault
+# The sweep's faults are the one :class:`kmemdbg.walk.Fault` (``depth`` is the level
+# index, ``va``/``size`` the range hidden).
 
 #: Reserved entries reported per table (the same cap as :class:`kmemdbg.ptdump.LeafSweep`).
 MAX_RESERVED_PER_TABLE = 8
@@ -167,7 +166,7 @@ class _EntrySweep:
 
 def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
           va_end: int = 1 << 64, high: bool = True, max_shared: int = MAX_SHARED_ENTRIES,
-          ) -> Iterator["TreeEntry | TreeFault"]:
+          ) -> Iterator["TreeEntry | Fault"]:
     """Yield every valid entry under ``root_pa`` covering ``[va_start, va_end)``.
 
     A visitor of the one tree walk (:func:`kmemdbg.tree.walk_range`).
@@ -179,10 +178,10 @@ def sweep(fmt: PagingFormat, cache: TableCache, root_pa: int, va_start: int = 0,
     Entries come in increasing VA order; each table page is read once per
     sweep even when it is shared (the KASAN early shadow maps one PTE table
     many times: its entries are still yielded at every VA they map).  A
-    table met again at a different level is a loop and yields a TreeFault
+    table met again at a different level is a loop and yields a Fault
     instead of being descended.  Repeating shared tables is bounded: once
     ``max_shared`` entries have been yielded again from tables already swept,
-    a shared table met again yields one ``table-fan-out`` TreeFault that
+    a shared table met again yields one ``table-fan-out`` Fault that
     counts its entries instead of listing them, so tables that fan out (every
     entry of one table pointing at the same table, several levels deep) cost
     time in the number of table pages, not in the mappings they describe.
@@ -249,4 +248,4 @@ def leaf_pa(fmt: PagingFormat, entry: TreeEntry) -> int:
     return fmt.output_address(entry.raw) & ~(entry.size - 1)
 
 
-__all__ = ["TreeEntry", "TreeFault", "Fault", "reserved_fault", "MAX_RESERVED_PER_TABLE", "sweep", "table_pages", "leaves", "leaf_pa", "MAX_SHARED_ENTRIES"]
+__all__ = ["TreeEntry", "Fault", "reserved_fault", "MAX_RESERVED_PER_TABLE", "sweep", "table_pages", "leaves", "leaf_pa", "MAX_SHARED_ENTRIES"]

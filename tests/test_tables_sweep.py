@@ -12,7 +12,7 @@ import pytest
 
 from kmemdbg.arch.base import ENTRY_TABLE, TABLE_LOOP, TABLE_UNREADABLE
 from kmemdbg.memory import TableCache
-from kmemdbg.tables import TreeEntry, TreeFault, leaf_pa, leaves, sweep, table_pages
+from kmemdbg.tables import Fault, TreeEntry, leaf_pa, leaves, sweep, table_pages
 from kmemdbg.tree import fold, walk_range
 from kmemdbg.walk import Walker
 from test_model_walker import CASE_IDS, CASES, HOLE_PA, _free_va, env, fresh
@@ -150,7 +150,7 @@ def test_table_loop_yields_a_tree_fault_and_the_sweep_terminates(case, target):
     want_level = 0 if target == "root" else last - 1
     sp.plant(va, geo.levels[last - 1].name, sp.encoder.table(pointee))
     items = list(sweep(kt.format, TableCache(model.memory), kt.root_pa))
-    faults = [i for i in items if isinstance(i, TreeFault)]
+    faults = [i for i in items if isinstance(i, Fault)]
     assert len(faults) == 1
     f = faults[0]
     assert (f.reason, f.depth, f.level, f.table_pa) == (TABLE_LOOP, last, geo.levels[last].name, pointee)
@@ -172,7 +172,7 @@ def test_table_in_a_physical_hole_yields_table_unreadable_and_is_not_a_table_pag
              sp.encoder.table(HOLE_PA))
     depth = 2 if len(geo.levels) > 2 else 1
     items = list(sweep(kt.format, TableCache(model.memory), kt.root_pa))
-    faults = [i for i in items if isinstance(i, TreeFault)]
+    faults = [i for i in items if isinstance(i, Fault)]
     assert [(f.reason, f.depth, f.level, f.table_pa) for f in faults] == \
         [(TABLE_UNREADABLE, depth, geo.levels[depth].name, HOLE_PA)]
     assert f"0x{HOLE_PA:x}" in faults[0].detail
@@ -195,7 +195,7 @@ def test_sweep_and_leaf_sweep_report_a_reserved_entry_alike(case):
         va = _deep_mapped_va(m2)
         entry_pa = m2.space.plant(va, level, raw)
         items = list(sweep(kt2.format, TableCache(m2.memory), kt2.root_pa))
-        tree = [f for f in items if isinstance(f, TreeFault) and f.reason == RESERVED]
+        tree = [f for f in items if isinstance(f, Fault) and f.reason == RESERVED]
         ls = LeafSweep(kt2.format, TableCache(m2.memory), kt2.root_pa)
         ls.runs(0, 1 << 64)
         flat = [f for f in ls.faults if f.reason == RESERVED]
