@@ -34,6 +34,7 @@ from .memory import PhysicalMemory, TableCache, declared
 from .physinfo import PageEvidence, PhysInfo, RamEnd, describe
 from .session import Session
 from .symbols import SymbolTable
+from .kernel_ram import max_pfn_end
 from .kernel_tables import kernel_tables
 from .tables import Fault, leaf_pa, sweep, table_pages
 from .verdicts import WalkFault, judge, slab_detail, vmap_detail
@@ -262,12 +263,8 @@ class Kernel(Session):
                 lo, hi = kernel_pa(self.layout, text).pa, kernel_pa(self.layout, end).pa
                 if lo is not None and hi is not None:
                     image = (lo, hi)
-            ram_end = None
-            max_pfn = self.symbols.address("max_pfn")
-            if max_pfn is not None:
-                value = self._read_int(max_pfn, 8)
-                if value:
-                    ram_end = RamEnd(value * self.tables.format.page_size, "the kernel's max_pfn")
+            end = max_pfn_end(self, self.tables.format.page_size)
+            ram_end = RamEnd(end, "the kernel's max_pfn") if end is not None else None
             self._pages = PageEvidence(self.tables.format.page_size, tuple(self.ram()), ram_end, image,
                                        self.struct_pages().vmemmap_va)
         return self._pages
