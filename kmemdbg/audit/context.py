@@ -104,7 +104,6 @@ class AuditContext:
         self._areas_error: Optional[str] = None
         self._sections = dict(sections) if sections is not None else None
         self._module_owners = list(module_sections) if module_sections is not None else None
-        self._module_sections: Optional[List[Tuple[int, int, str]]] = None
         self._static = list(static_data) if static_data is not None else None
         self._ram: Optional[List[Tuple[int, int]]] = None
         self.ram_source = ""
@@ -228,12 +227,6 @@ class AuditContext:
             if gone:
                 self.notes.append(f"modules unreadable: {gone[0].reason}")
         return self._module_owners
-
-    def module_sections(self) -> List[Tuple[int, int, str]]:
-        """(start, end, "module NAME SECTION") for every loaded module's memory ranges."""
-        if self._module_sections is None:
-            self._module_sections = [(o.start, o.end, o.label) for o in self.module_owners()]
-        return self._module_sections
 
     def static_data(self) -> List[Tuple[int, int, str]]:
         """Writable static data to scan (virtual ``[start, end)``, owner): the image's

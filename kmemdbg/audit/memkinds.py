@@ -241,7 +241,7 @@ class _Planner:
         if not stacks:
             why = next((n for n in ctx.notes if n.startswith("task stacks unknown")), "no task has a stack")
             self.miss("stack", f"{why}: vmapped task stacks are scanned, but as vmalloc areas")
-        modules = sorted(ctx.module_sections())
+        modules = sorted((o.start, o.end) for o in ctx.module_owners())
         mstarts = [m[0] for m in modules]
 
         for p in ctx.pieces:

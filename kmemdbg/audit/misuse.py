@@ -149,7 +149,7 @@ class _AllocIndex:
     """The allocation (module range or vmap area) holding a non-linear virtual address."""
 
     def __init__(self, ctx: AuditContext) -> None:
-        rows = [(s, e, name) for s, e, name in ctx.module_sections()]
+        rows = [(o.start, o.end, o.label) for o in ctx.module_owners()]
         try:
             rows += [(a.start, a.end, f"vmap area {a.name}") for a in ctx.areas()]
         except KmemdbgError:
