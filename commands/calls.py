@@ -139,12 +139,7 @@ def call_ptov(inv: Invocation) -> PtovResult:
     pas = [parse_number(a) for a in inv.args.addresses]
     entries = tuple(PhysMappings(pa, tuple(k.phys_to_virts(pa))) for pa in pas)
     faults = tuple(k.reverse_faults)
-    level = None
-    if faults:
-        level = faults[0].level
-        if isinstance(level, int):      # a tree fault that gives its level as a depth
-            level = k.tables.format.levels[level].name
-    return PtovResult(entries, faults, level)
+    return PtovResult(entries, faults, faults[0].level if faults else None)
 
 
 def call_slice(inv: Invocation) -> SliceResult:
