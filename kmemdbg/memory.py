@@ -126,12 +126,6 @@ class MemorySource:
         """Direct-map offset from the source's headers, or None."""
         return None
 
-    @property
-    def arch(self) -> Optional[str]:
-        """The registry name of :attr:`arch_hint`, or None."""
-        hint = self.arch_hint
-        return hint.name if hint is not None else None  # type: ignore[attr-defined]
-
     def moved_on(self) -> None:
         """The target may have changed: per-snapshot caches must start over."""
         self.generation += 1

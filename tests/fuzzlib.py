@@ -351,7 +351,7 @@ def describe_dump(path: str) -> Dump:
             text = f.read(n)
             kind = "kdump"
     info = VmcoreInfo.parse(text)
-    arch = mem.arch or ("arm64" if "NUMBER(VA_BITS)" in info else "x86_64")
+    arch = (mem.arch_hint.name if mem.arch_hint is not None else None) or ("arm64" if "NUMBER(VA_BITS)" in info else "x86_64")
     kt = kernel_tables(info, arch)
     fmt = kt.format
     cache = TableCache(mem)
