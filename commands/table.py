@@ -22,41 +22,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
-from . import calls, renderers
-
-CLI, DRGN, GDB, CRASH = "cli", "drgn", "gdb", "crash"
-#: Front ends whose kernel is given by their session rather than chosen on the command line.
-SESSION_FRONT_ENDS = (DRGN, GDB, CRASH)
-
-
-@dataclass(frozen=True)
-class Argument:
-    """One argparse argument: ``flags`` as given to ``add_argument`` and its keywords.
-    Arguments sharing a non-empty ``exclusive_group`` are mutually exclusive."""
-
-    flags: Tuple[str, ...]
-    options: Tuple[Tuple[str, Any], ...] = ()
-    exclusive_group: str = ""
-
-    def add_to(self, parser) -> None:
-        parser.add_argument(*self.flags, **dict(self.options))
-
-
-def arg(*flags: str, exclusive_group: str = "", **options: Any) -> Argument:
-    return Argument(tuple(flags), tuple(options.items()), exclusive_group)
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    help: str
-    arguments: Tuple[Argument, ...]
-    call: Callable[[calls.Invocation], Any]                  # the library call: a typed result
-    render: Callable[[Any, calls.Invocation], renderers.Output]
-    front_ends: FrozenSet[str] = field(default=frozenset({CLI}))
+from . import calls, memory_commands, renderers, task_commands
+from .spec import (CLI, CRASH, DRGN, EVERYWHERE as _EVERYWHERE, GDB, SESSION_FRONT_ENDS,
+                   Argument, Command, arg)
 
 
 def _size_arg(text: str) -> int:
@@ -73,7 +43,6 @@ def _addresses(metavar: str) -> Argument:
     return arg("addresses", nargs="+", metavar=metavar)
 
 
-_EVERYWHERE = frozenset({CLI, DRGN, GDB, CRASH})
 
 COMMANDS: Tuple[Command, ...] = (
     Command("layout", "the kernel's regions and where each bound came from", (),
@@ -111,7 +80,7 @@ COMMANDS: Tuple[Command, ...] = (
         calls.call_audit, renderers.render_audit, frozenset({CLI, DRGN, CRASH})),
     Command("demo", "walks and virt_to_phys verdicts on the bundled real sample", (),
             calls.call_demo, renderers.render_demo),
-)
+) + memory_commands.COMMANDS + task_commands.COMMANDS
 
 BY_NAME: Dict[str, Command] = {c.name: c for c in COMMANDS}
 
