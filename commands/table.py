@@ -24,7 +24,7 @@ import argparse
 import sys
 from typing import Any, Dict, Optional, Tuple
 
-from . import calls, memory_commands, renderers, task_commands
+from . import calls, memory_commands, read_commands, renderers, task_commands
 from .spec import (CLI, CRASH, DRGN, EVERYWHERE as _EVERYWHERE, GDB, SESSION_FRONT_ENDS,
                    Argument, Command, arg)
 
@@ -80,7 +80,7 @@ COMMANDS: Tuple[Command, ...] = (
         calls.call_audit, renderers.render_audit, frozenset({CLI, DRGN, CRASH})),
     Command("demo", "walks and virt_to_phys verdicts on the bundled real sample", (),
             calls.call_demo, renderers.render_demo),
-) + memory_commands.COMMANDS + task_commands.COMMANDS
+) + memory_commands.COMMANDS + task_commands.COMMANDS + read_commands.COMMANDS
 
 BY_NAME: Dict[str, Command] = {c.name: c for c in COMMANDS}
 
