@@ -127,6 +127,10 @@ def open(core: Optional[str] = None, kcore: bool = False, qmp: Optional[str] = N
         guest = memory.arch_hint or arch_of_vmcoreinfo(info)
         if guest is None:
             raise SourceError(f"{description}: unsupported architecture")
+    if vmlinux:
+        from .vmlinux import check_vmlinux
+
+        check_vmlinux(vmlinux, info)      # another kernel's DWARF would give wrong symbols
     kernel = kernel_from(memory, info, guest, SymbolTable.empty(), description, prog, notes)
     kernel.guess_layout = guess_layout
     check_root(kernel, allow_truncated)
@@ -134,6 +138,8 @@ def open(core: Optional[str] = None, kcore: bool = False, qmp: Optional[str] = N
         why = kallsyms_problem(kernel)
         if why is None or vmlinux:
             kernel.symbols = SymbolTable.from_prog(prog, vmlinux, kernel.notes, kallsyms=why is None)
+            if vmlinux and not kernel.symbols.source.startswith("DWARF"):
+                raise SourceError(f"{vmlinux}: {kernel.notes[-1] if kernel.notes else 'debug info not loaded'}")
         else:
             kernel.notes.append(f"no symbols: {why}")
     return kernel

@@ -363,6 +363,22 @@ class KernelObjects:
         self._mod_syms[mod.struct_va] = out
         return out
 
+    def module_symbol(self, name: str) -> Optional[Tuple[Module, ModuleSymbol]]:
+        """The loaded module whose own symbol table (``mod->kallsyms``) defines ``name``, and
+        that symbol (its ``start`` is a kernel virtual address), or None, also when the modules
+        cannot be listed.  A module whose table cannot be read is passed over."""
+        if not (self._modules is not None or self._can_list_modules()):
+            return None
+        for mod in self._modules or ():
+            try:
+                syms = self._module_symbols(mod)
+            except KmemdbgError:
+                continue
+            for sym in syms:
+                if sym.name == name:
+                    return mod, sym
+        return None
+
 
 def _replace(area: VmapArea, **changes) -> VmapArea:
     return replace(area, **changes)
