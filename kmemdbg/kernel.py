@@ -310,6 +310,10 @@ class Kernel(Session):
 
     def allocation_of(self, va: int, region: Region) -> Optional[Allocation]:
         """The allocation holding ``va``: image section, module section, vmap area or slab object."""
+        special = self.owners.special(va, region.kind, self.tables.format.page_size)  # stack, guard, per-cpu
+        if special is not None:
+            return Allocation(special.kind, special.name, special.start, special.end, special.caller,
+                              special.flags, special.detail)
         if region.kind == "kernel-image":
             return self._image_section(va)
         if region.kind in ("vmalloc", "module"):
