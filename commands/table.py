@@ -22,25 +22,40 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
-from . import calls, memory_commands, read_commands, renderers, task_commands
+from . import calls, help_texts, memory_commands, read_commands, renderers, task_commands
+from ..parse import parse_count
 from .spec import (CLI, CRASH, DRGN, EVERYWHERE as _EVERYWHERE, GDB, SESSION_FRONT_ENDS,
                    Argument, Command, arg)
 
 
-def _size_arg(text: str) -> int:
+def _count(text: str, what: str) -> int:
+    from ..errors import AddressError
+
     try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes") from None
+        return parse_count(text, what)
+    except AddressError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _size_arg(text: str) -> int:
+    """A size in bytes: decimal or 0x-hexadecimal, at least 1."""
+    value = _count(text, "number of bytes")
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give at least 1 byte")
     return value
 
 
+def _pid_arg(text: str) -> int:
+    """A process id: decimal or 0x-hexadecimal."""
+    return _count(text, "pid")
+
+
 def _addresses(metavar: str) -> Argument:
-    return arg("addresses", nargs="+", metavar=metavar)
+    what = "physical addresses (see below)" if metavar.startswith("PHYS") else "addresses (see below)"
+    return arg("addresses", nargs="+", metavar=metavar, help=what)
 
 
 
@@ -51,7 +66,7 @@ COMMANDS: Tuple[Command, ...] = (
             calls.call_classify, renderers.render_classify, _EVERYWHERE),
     Command("vtop", "walk the page tables for each address", (
         _addresses("ADDR"),
-        arg("--pid", type=int, help="walk the user page tables of this task", exclusive_group="who"),
+        arg("--pid", type=_pid_arg, help="walk the user page tables of this task", exclusive_group="who"),
         arg("--mm", metavar="ADDR", help="walk the user page tables of this struct mm_struct",
             exclusive_group="who")),
         calls.call_vtop, renderers.render_vtop, _EVERYWHERE),
@@ -128,36 +143,126 @@ class ExitingParser(CommandParser):
         argparse.ArgumentParser.print_help(self, file)
 
 
-def _add_kernel_options(p: argparse.ArgumentParser, front_end: str) -> None:
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's layout at 80 columns whatever the terminal (help, man page and completion
+    are generated from the same text), epilogs kept as written."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: Optional[int] = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, width=80)
+
+
+class _Version(argparse.Action):
+    """``--version``: the version line, printed by the parser's own manners (help-like)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .. import __version__
+
+        text = f"kmemdbg {__version__}\n"
+        if isinstance(parser, ExitingParser):
+            sys.stdout.write(text)
+            parser.exit(0)
+        raise HelpRequested(text)
+
+
+@dataclass(frozen=True)
+class GlobalOption:
+    """An option of the whole command line, accepted before and after the COMMAND."""
+
+    flags: Tuple[str, ...]
+    options: Tuple[Tuple[str, Any], ...]
+    group: str = ""             # "kernel": the kernel-selection group of ``--help``
+
+
+def global_options(front_end: str) -> Tuple[GlobalOption, ...]:
+    """The options of ``front_end``'s whole command line: the kernel selection on the
+    command line only (a session's kernel is the session's), then --guess-layout and --json."""
+    out = []
     if front_end not in SESSION_FRONT_ENDS:
-        src = p.add_argument_group("kernel to inspect")
-        src.add_argument("--core", metavar="PATH", help="a vmcore (ELF or kdump-compressed)")
-        src.add_argument("--kcore", action="store_true", help="the running kernel through /proc/kcore")
-        src.add_argument("--qmp", metavar="SOCKET", help="a running QEMU guest through its QMP socket")
-        p.add_argument("--vmlinux", metavar="PATH", help="debug info (optional)")
-        p.add_argument("--allow-truncated", action="store_true",
-                       help="read a truncated dump as far as it goes")
-    p.add_argument("--guess-layout", action="store_true",
-                   help="accept default region bases where the dump gives no evidence for them")
-    p.add_argument("--json", action="store_true", help="one JSON array per command")
+        out += [
+            GlobalOption(("--core",), (("metavar", "PATH"), ("help", "a vmcore (ELF or kdump-compressed)")),
+                         "kernel"),
+            GlobalOption(("--kcore",), (("action", "store_true"),
+                                        ("help", "the running kernel through /proc/kcore")), "kernel"),
+            GlobalOption(("--qmp",), (("metavar", "SOCKET"),
+                                      ("help", "a running QEMU guest through its QMP socket")), "kernel"),
+            GlobalOption(("--vmlinux",), (("metavar", "PATH"),
+                                          ("help", "debug info of the same kernel (optional; checked "
+                                                   "against the dump's build ID)"),)),
+            GlobalOption(("--allow-truncated",), (("action", "store_true"),
+                                                  ("help", "read a truncated dump as far as it goes"))),
+        ]
+    out += [
+        GlobalOption(("--guess-layout",), (("action", "store_true"),
+                                           ("help", "accept default region bases where the dump gives "
+                                                    "no evidence for them"))),
+        GlobalOption(("--json",), (("action", "store_true"), ("help", "JSON output"))),
+    ]
+    return tuple(out)
+
+
+def _add_global_options(p: argparse.ArgumentParser, front_end: str, sub: bool) -> None:
+    """The global options on the main parser (``sub`` False) or, defaulting to nothing so the
+    main parser's value stands unless given again, on a command's parser."""
+    kernel = None
+    shared = p.add_argument_group("global options (also before the command)") if sub else p
+    for o in global_options(front_end):
+        target = shared
+        if o.group == "kernel" and not sub:
+            kernel = kernel or p.add_argument_group("kernel to inspect")
+            target = kernel
+        options = dict(o.options)
+        if sub:
+            options["default"] = argparse.SUPPRESS
+        target.add_argument(*o.flags, **options)
+
+
+def takes_addresses(command: Command) -> Tuple[bool, bool]:
+    """(takes virtual addresses, takes physical addresses), from the metavars of its arguments."""
+    metas = [str(dict(a.options).get("metavar", "")) for a in command.arguments]
+    virtual = any(m.startswith(("ADDR", "VA")) for m in metas)
+    physical = any(m.startswith(("PHYS", "PA")) for m in metas)
+    return virtual, physical
+
+
+def command_epilog(command: Command, front_end: str) -> str:
+    """The text after ``command``'s arguments in its --help on ``front_end``."""
+    virtual, physical = takes_addresses(command)
+    return help_texts.epilog(command.name, virtual, physical, front_end in SESSION_FRONT_ENDS)
+
+
+def add_command_arguments(sp: argparse.ArgumentParser, command: Command) -> None:
+    """``command``'s own arguments on parser ``sp`` (exclusive groups kept)."""
+    groups: Dict[str, Any] = {}
+    for a in command.arguments:
+        target: Any = sp
+        if a.exclusive_group:
+            if a.exclusive_group not in groups:    # (setdefault would register an empty group)
+                groups[a.exclusive_group] = sp.add_mutually_exclusive_group()
+            target = groups[a.exclusive_group]
+        a.add_to(target)
 
 
 def build_parser(front_end: str = CLI, exiting: bool = False) -> CommandParser:
     """The parser of ``front_end``'s command line (an :class:`ExitingParser` if ``exiting``).
-    ``args.command`` names the Command and ``args.func`` is its library call."""
+    ``args.command`` names the Command and ``args.func`` is its library call.  The global
+    options are accepted after the command too (``kmemdbg vtop --json ADDR``)."""
     cls = ExitingParser if exiting else CommandParser
-    p = cls(prog="kmemdbg", description="The truth about kernel virtual addresses.")
-    _add_kernel_options(p, front_end)
+    session = front_end in SESSION_FRONT_ENDS
+    p = cls(prog="kmemdbg", description="The truth about kernel virtual addresses.",
+            epilog=help_texts.main_epilog(session), formatter_class=HelpFormatter)
+    p.add_argument("--version", action=_Version, help="print kmemdbg's version and exit")
+    _add_global_options(p, front_end, sub=False)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for command in offered(front_end):
-        sp = sub.add_parser(command.name, help=command.help)
+        sp = sub.add_parser(command.name, help=command.help, description=command.help,
+                            epilog=command_epilog(command, front_end), formatter_class=HelpFormatter)
         sp.set_defaults(func=command.call)
-        groups: Dict[str, Any] = {}
-        for a in command.arguments:
-            target: Any = sp
-            if a.exclusive_group:
-                target = groups.setdefault(a.exclusive_group, sp.add_mutually_exclusive_group())
-            a.add_to(target)
+        add_command_arguments(sp, command)
+        _add_global_options(sp, front_end, sub=True)
     return p
 
 

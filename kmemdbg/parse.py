@@ -30,7 +30,7 @@ MASK64 = (1 << 64) - 1
 #: The address syntax, as the commands' help shows it.
 ADDRESS_SYNTAX = ("ADDR is hexadecimal with or without 0x (ffffffffc03c8000), or a symbol of the "
                   "kernel image or of a loaded module with an optional hexadecimal offset: "
-                  "init_mm, init_mm+0x40, init_mm-10, kmemdbg_probe_buf+8.")
+                  "init_mm, init_mm+0x40, init_mm-10, a_module_variable+8.")
 
 
 def shown(text: object, limit: int = SHOWN_CHARS) -> str:

@@ -522,6 +522,21 @@ def _slice(r: Run, s: int, e: int) -> Run:
     return (s, e, pa, per) + r[4:]
 
 
+def check_range(sweep: "LeafSweep", start: Optional[int], end: Optional[int]) -> None:
+    """Refuse a range that holds nothing these tables could map: reversed or empty, or outside
+    the half they translate (``sweep.default_range()``).  Raises AddressError."""
+    from .errors import AddressError
+
+    if start is not None and end is not None and start >= end:
+        raise AddressError(f"empty range: the start 0x{start:x} is not below the end 0x{end:x} "
+                           "(the end is exclusive)")
+    lo, hi = sweep.default_range()
+    if (start is not None and start >= hi) or (end is not None and end <= lo):
+        raise AddressError(f"the range {'' if start is None else f'0x{start:x}'}-"
+                           f"{'' if end is None else f'0x{end:x}'} is outside the kernel half "
+                           f"0x{lo:x}-0x{(hi - 1) & MASK64:x} that these tables translate")
+
+
 def ptdump(kernel, start: Optional[int] = None, end: Optional[int] = None, *,
            split_pa: bool = False, owners: bool = True, progress: Optional[Progress] = None,
            sweep: Optional[LeafSweep] = None, faults: bool = False) -> List[PtRange]:
@@ -539,6 +554,7 @@ def ptdump(kernel, start: Optional[int] = None, end: Optional[int] = None, *,
     """
     fmt = kernel.tables.format
     sw = sweep or LeafSweep(fmt, kernel.walker.cache, kernel.tables.root_pa)
+    check_range(sw, start, end)
     # flag names of the bits that record use (the arch's ptdump_use_bits): not printed
     use_flags = sw.arch.ptdump_use_flags
     runs = sw.runs(start, end, progress)
