@@ -1,14 +1,88 @@
-"""Commands that look at kernel memory and its frames: ``page``, ``rd``, ``search``, ``vmap``.
+"""Commands that look at frames and vmap areas: ``page`` and ``vmap``.
 
 Each is a :class:`~kmemdbg.commands.spec.Command` whose call returns a
 frozen result and whose renderer turns it into an
 :class:`~kmemdbg.commands.renderers.Output`; :mod:`kmemdbg.commands.table`
 appends :data:`COMMANDS` to the table.
+
+``page`` says how its argument is read, never guessing between spaces:
+``--pfn N``, ``--pa PA``, ``--page STRUCT_PAGE_VA``, or a plain kernel
+virtual address (translated by walking the kernel tables; one inside the
+vmemmap region is read as a ``struct page`` pointer, and the output says so).
 """
 from __future__ import annotations
 
-from typing import Tuple
+from dataclasses import dataclass
+from typing import Any, Tuple
 
-from .spec import Command
+from ..pageinfo import GIVEN_PA, GIVEN_PAGE, GIVEN_PFN, GIVEN_VA, page_info, resolve_frame
+from ..parse import parse_address, parse_number
+from ..render_page import page_json, page_text, vmap_json, vmap_text
+from ..vmapinfo import VmapListing, vmap_listing
+from .calls import Invocation
+from .renderers import Output
+from .spec import EVERYWHERE, Command, arg
 
-COMMANDS: Tuple[Command, ...] = ()
+
+@dataclass(frozen=True)
+class PageResult:
+    pages: Tuple[Any, ...]          # kmemdbg.pageinfo.PageInfo, one per argument
+
+
+@dataclass(frozen=True)
+class VmapResult:
+    listing: VmapListing
+    page_size: int                  # the kernel's base page size, bytes
+
+
+def call_page(inv: Invocation) -> PageResult:
+    k = inv.kernel()
+    given = inv.args.given or GIVEN_VA
+    out = []
+    for text in inv.args.values:
+        value = parse_number(text) if given in (GIVEN_PFN, GIVEN_PA) else parse_address(text, k)
+        out.append(page_info(k, resolve_frame(k, given, value)))
+    return PageResult(tuple(out))
+
+
+def render_page(result: PageResult, inv: Invocation) -> Output:
+    warnings: Tuple[str, ...] = ()
+    if any(not p.mappings_complete for p in result.pages):
+        warnings = ("kmemdbg: page: some kernel tables could not be swept: mappings under them "
+                    "are not listed",)
+    more = {"warnings": warnings, "exit_status": 1 if warnings else 0}
+    if inv.as_json:
+        return Output(json_items=[page_json(p) for p in result.pages], **more)
+    return Output(text="\n\n".join("\n".join(page_text(p)) for p in result.pages), **more)
+
+
+def call_vmap(inv: Invocation) -> VmapResult:
+    k = inv.kernel()
+    va = parse_address(inv.args.address, k) if inv.args.address is not None else None
+    return VmapResult(vmap_listing(k, va), k.tables.format.page_size)
+
+
+def render_vmap(result: VmapResult, inv: Invocation) -> Output:
+    listing = result.listing
+    if inv.as_json:
+        return Output(json_items=[vmap_json(e, listing.query_va, listing.in_guard) for e in listing.entries])
+    return Output(text="\n".join(vmap_text(listing, result.page_size)))
+
+
+def _given(flag: str, const: str, metavar_help: str) -> Any:
+    return arg(flag, action="store_const", dest="given", const=const, exclusive_group="given",
+               help=metavar_help)
+
+
+COMMANDS: Tuple[Command, ...] = (
+    Command("page", "the struct page of a frame: flags, counts, type, who maps it", (
+        arg("values", nargs="+", metavar="VALUE",
+            help="a kernel virtual address (default; vmemmap addresses are struct page pointers)"),
+        _given("--pfn", GIVEN_PFN, "the values are page frame numbers (hexadecimal)"),
+        _given("--pa", GIVEN_PA, "the values are physical addresses"),
+        _given("--page", GIVEN_PAGE, "the values are struct page pointers (in vmemmap)")),
+        call_page, render_page, EVERYWHERE),
+    Command("vmap", "the vmap areas, or the one holding an address (like crash kmem -v)", (
+        arg("address", nargs="?", metavar="ADDR", help="show only the area holding this address"),),
+        call_vmap, render_vmap, EVERYWHERE),
+)

@@ -48,7 +48,8 @@ class VmapArea:
     (``name+0xoff/0xsize`` with `` [module]`` for module code).  ``purpose``
     is kmemdbg's guess from the caller (``module``, ``stack``, ``bpf``...),
     not a kernel field.  ``phys_addr`` is physical (ioremap), ``pages_va``
-    the virtual address of the ``struct page *`` array.
+    the virtual address of the ``struct page *`` array.  ``vm_flags`` is the
+    raw ``vm_struct.flags`` word (None without a ``vm_struct``).
     """
 
     start: int
@@ -66,6 +67,7 @@ class VmapArea:
     vm_struct_va: Optional[int]
     state: str                  # "busy" or "lazy" (freed, awaiting purge)
     purpose: Optional[str] = None
+    vm_flags: Optional[int] = None
 
     def contains(self, va: int) -> bool:
         return self.start <= va < self.end
@@ -187,7 +189,20 @@ def read_area(r: TypedReader, area_va: int, state: str, has_flags: bool, desc: s
     words = tuple(w for bit, w in VM_FLAG_WORDS if flags & bit)
     return VmapArea(start, start + size, size, words, vm.u("caller") or None, None, vm.u("nr_pages"),
                     vm.u("phys_addr") or None, vm.u("pages") or None, va_start, va_end, area_va,
-                    vm_va, state)
+                    vm_va, state, vm_flags=flags)
+
+
+def guard_range(area: VmapArea, page_size: int) -> Optional[Tuple[int, int]]:
+    """The virtual ``[start, end)`` of the area's guard page, or None when it has none.
+
+    ``vm_struct.size`` counts one guard page after the pages unless
+    ``VM_NO_GUARD`` is set (``get_vm_area_size()`` in include/linux/vmalloc.h);
+    an area without a ``vm_struct`` (vm_map_ram, lazily freed) has no
+    recorded guard.  ``page_size`` is the kernel's base page size in bytes.
+    """
+    if area.vm_flags is None or area.vm_flags & VM_NO_GUARD or area.size < page_size:
+        return None
+    return area.end - page_size, area.end
 
 
 def busy_contains(busy: Sequence[VmapArea], va: int) -> bool:
@@ -206,6 +221,6 @@ def find_area(areas: Sequence[VmapArea], starts: Sequence[int], va: int) -> Opti
     return hits[0] if hits else None
 
 
-__all__ = ["VmapArea", "AreaCollection", "area_collections", "read_raw_areas", "read_area", "area_purpose", "busy_contains", "find_area", "VM_FLAG_WORDS", "VMAP_RAM",
+__all__ = ["VmapArea", "AreaCollection", "area_collections", "read_raw_areas", "read_area", "area_purpose", "busy_contains", "find_area", "guard_range", "VM_FLAG_WORDS", "VMAP_RAM",
            "VM_IOREMAP", "VM_ALLOC", "VM_MAP", "VM_USERMAP", "VM_DMA_COHERENT", "VM_SPARSE",
            "VM_UNINITIALIZED", "VM_NO_GUARD"]
