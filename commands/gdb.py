@@ -1,6 +1,6 @@
 """The ``kmemdbg`` gdb command: the command-line contract, run on the attached guest.
 
-    (gdb) kmemdbg [--json] layout|classify|vtop|check|ptov|ptdump ARGS
+    (gdb) kmemdbg [--json] COMMAND ARGS       (help kmemdbg lists the commands)
 
 The commands are those of the table (:mod:`kmemdbg.commands.table`) offered
 in gdb; the output is what ``kmemdbg --core DUMP ...`` prints for a dump of
@@ -36,6 +36,18 @@ SYNOPSIS = "|".join([c for c in _FIRST if c in COMMANDS] + [c for c in COMMANDS 
 NOT_CONNECTED = ("gdb is not connected to a guest: 'target remote HOST:PORT' to QEMU's gdbstub "
                  "(qemu -s or -gdb tcp:127.0.0.1:PORT) first")
 SOURCE_OPTIONS = ("--core", "--kcore", "--qmp", "--vmlinux", "--allow-truncated")
+
+
+def core_file_message(path: str) -> str:
+    """What to say when gdb has a core file open instead of a live guest."""
+    return (f"gdb has the core file {path or '(unnamed)'} open, not a live guest: read it with "
+            "'kmemdbg --core FILE COMMAND' in a shell or '%kmemdbg COMMAND' in 'drgn -c FILE'; "
+            "in gdb kmemdbg needs 'target remote HOST:PORT' to QEMU's gdbstub")
+
+
+def _core_file(link) -> Optional[str]:
+    probe = getattr(link, "core_file", None)    # fakes in tests may not have it
+    return probe() if probe is not None else None
 
 
 class LiveKernel(Kernel):
@@ -126,6 +138,12 @@ def run(target: LiveTarget, argv: List[str]) -> Tuple[int, str]:
     Status 0 with the output, 1 with one ``kmemdbg: ...`` line, 2 for usage.
     """
     argv, command = _split(argv)
+    if command is None and any(a in ("-h", "--help") for a in argv):
+        return 0, help_text()
+    if command is None and "--version" in argv:
+        from .. import __version__
+
+        return 0, f"kmemdbg {__version__}"
     if any(a.split("=", 1)[0] in SOURCE_OPTIONS for a in argv):
         return 2, "kmemdbg: in gdb the kernel is the attached guest; --core/--kcore/--qmp/--vmlinux " \
                   "belong to the shell command"
@@ -137,6 +155,9 @@ def run(target: LiveTarget, argv: List[str]) -> Tuple[int, str]:
         return refused.status, refused.text
     frame = target.link.selected_frame()
     try:
+        core = _core_file(target.link)
+        if core is not None:
+            raise NotConnectedError(core_file_message(core))
         if not target.link.connected():
             raise NotConnectedError(NOT_CONNECTED)
         with target.memory.physical_mode():
@@ -157,11 +178,13 @@ def run(target: LiveTarget, argv: List[str]) -> Tuple[int, str]:
 def help_text() -> str:
     """``help kmemdbg`` in gdb: the synopsis and every command gdb offers."""
     return "\n".join((
-        f"kmemdbg [--json] {SYNOPSIS} ARGS: kernel addresses of the attached guest.",
+        "kmemdbg [--json] COMMAND ARGS: kernel addresses of the attached QEMU guest.",
         "",
         "Reads the guest's page tables physically through QEMU's gdbstub and prints",
         "what the kmemdbg command line prints for a dump of the same guest.",
-        "'kmemdbg COMMAND --help' gives a command's arguments.  Commands:",
+        "'kmemdbg COMMAND --help' gives a command's arguments, examples and legend.",
+        "A core file opened in gdb is read with 'kmemdbg --core FILE' or in drgn instead.",
+        "Commands:",
         "",
     ) + help_lines(GDB))
 

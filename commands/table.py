@@ -92,7 +92,7 @@ COMMANDS: Tuple[Command, ...] = (
         arg("--jsonl", action="store_true", help="one JSON object per finding per line"),
         arg("--fail-on", default="low", metavar="SEVERITY",
             help="exit 1 if a finding is at least this severe (info, low, medium, high; default low)")),
-        calls.call_audit, renderers.render_audit, frozenset({CLI, DRGN, CRASH})),
+        calls.call_audit, renderers.render_audit, _EVERYWHERE),
     Command("demo", "walks and virt_to_phys verdicts on the bundled real sample", (),
             calls.call_demo, renderers.render_demo),
 ) + memory_commands.COMMANDS + task_commands.COMMANDS + read_commands.COMMANDS

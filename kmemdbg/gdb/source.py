@@ -36,6 +36,18 @@ class GdbLink:
             return False
         return inf.pid != 0 and inf.is_valid()
 
+    def core_file(self) -> Optional[str]:
+        """The core file gdb has open instead of a live target (``gdb -c FILE``), or None."""
+        conn = getattr(self.gdb.selected_inferior(), "connection", None)
+        if conn is None or getattr(conn, "type", None) != "core":
+            return None
+        try:
+            text = self.gdb.execute("info target", to_string=True)
+        except self.gdb.error:
+            return ""
+        m = re.search(r"core dump file:\s*`(.*)'", text)
+        return m.group(1) if m else ""
+
     def packet(self, text: str) -> str:
         """Send one remote-protocol packet and return the reply payload ("" if unsupported)."""
         try:
