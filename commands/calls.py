@@ -119,6 +119,10 @@ def call_vtop(inv: Invocation) -> VtopResult:
     out = []
     for a in args.addresses:
         va = parse_address(a, k)
+        if user is None and k.arch_spec.is_user_address(k.tables.format, va):
+            from ..errors import AddressError
+
+            raise AddressError(f"0x{va:x}: user address: give --pid or --mm")
         walk = (user or k.walker).walk(va)
         out.append(Translation(walk, k.classify(va)))
     return VtopResult(tuple(out))

@@ -179,6 +179,19 @@ class Arch:
             return (MASK64 << fmt.va_bits) & MASK64, 1 << 64
         return 0, 1 << fmt.va_bits
 
+    def user_range(self, fmt: PagingFormat) -> Tuple[int, int]:
+        """The user half ``[start, end)`` (virtual) of a space with tables of ``fmt``: below
+        the canonical hole of one sign-extended space, else the lower (TTBR0) half."""
+        if self.user_half == "both":
+            return 0, 1 << (fmt.va_bits - 1)
+        return 0, 1 << fmt.va_bits
+
+    def is_user_address(self, fmt: PagingFormat, va: int) -> bool:
+        """Whether virtual ``va`` is in the user half, which the kernel root does not translate
+        for a task (its walk needs the task's own tables)."""
+        lo, hi = self.user_range(fmt)
+        return lo <= va < hi
+
     def root_hole_index(self, fmt: PagingFormat) -> int:
         """Root-table index where the canonical hole splits one space (-1: none)."""
         return fmt.levels[0].entries >> 1 if self.kernel_half == "both" else -1
