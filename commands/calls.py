@@ -163,9 +163,14 @@ def call_ptdump(inv: Invocation) -> PtdumpResult:
     args = inv.args
     start = parse_address(args.start, k) if args.start else None
     end = parse_address(args.end, k) if args.end else None
+    sweep = None
+    if getattr(args, "pid", None) is not None:   # a task's user half, through its mm->pgd
+        from ..taskinfo import user_sweep
+
+        sweep = user_sweep(k, args.pid)
     with ProgressBar(stream=inv.stderr, enabled=not inv.as_json) as bar:
-        ranges = ptdump(k, start, end, split_pa=inv.as_json, progress=bar, faults=True)
-    if not ranges and start is None and end is None:
+        ranges = ptdump(k, start, end, split_pa=inv.as_json, progress=bar, faults=True, sweep=sweep)
+    if not ranges and start is None and end is None and sweep is None:
         raise KmemdbgError(f"the kernel root table (pa 0x{k.tables.root_pa:x}) maps nothing in the kernel "
                            "half: these are not a running kernel's tables")
     return PtdumpResult(tuple(ranges), tuple(r for r in ranges if isinstance(r, PtFault)))

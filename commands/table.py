@@ -82,7 +82,8 @@ COMMANDS: Tuple[Command, ...] = (
             calls.call_slice, renderers.render_slice),
     Command("ptdump", "the kernel page tables as merged ranges, like the kernel's ptdump", (
         arg("--start", metavar="VA", help="first virtual address (default: the kernel half)"),
-        arg("--end", metavar="VA", help="end virtual address, exclusive")),
+        arg("--end", metavar="VA", help="end virtual address, exclusive"),
+        arg("--pid", type=int, help="the user page tables of this task (default: the kernel's)")),
         calls.call_ptdump, renderers.render_ptdump, _EVERYWHERE),
     Command("audit", "W+X, aliases, linear/vmalloc integrity, virt_to_phys misuse", (
         arg("--rule", action="append", metavar="NAME",

@@ -146,7 +146,7 @@ class LeafSweep:
         fmt = self.format
         vbits_mask = (1 << fmt.va_bits) - 1
         b_lo, b_hi = va_start & vbits_mask, ((va_end - 1) & vbits_mask) + 1
-        if self.root_pa % fmt.table_bytes:
+        if self.root_pa % fmt.root_align:  # a short user root (arm64 LPA2 PGD) is smaller than a page
             self.faults.append(Fault(fmt.levels[0].name, "root-misaligned", "the root table is not aligned",
                                      self.root_pa, depth=0, start=va_start, end=va_end))
             return []
