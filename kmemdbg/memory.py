@@ -169,6 +169,25 @@ class BytesMemory(MemorySource):
         return bytes(self._data[off:off + size])
 
 
+class _TableDict(dict):
+    """The cache's table pages by pa; ``epoch`` grows when pages are dropped or one is replaced.
+
+    Adding a page cannot invalidate what was decoded from the pages already
+    there, so only :meth:`clear` and replacing a page count.
+    """
+
+    epoch = 0
+
+    def __setitem__(self, pa, table) -> None:
+        if pa in self:
+            self.epoch += 1
+        dict.__setitem__(self, pa, table)
+
+    def clear(self) -> None:
+        dict.clear(self)
+        self.epoch += 1
+
+
 class TableCache:
     """Reads page-table pages whole and keeps them, once per source.
 
@@ -179,20 +198,28 @@ class TableCache:
 
     Use one cache per snapshot: for a live target call :meth:`fresh` before
     a query; it drops the tables when the source's ``generation`` moved on
-    (or call :meth:`clear` directly).
+    (or call :meth:`clear` directly).  Walkers do so themselves.  ``epoch``
+    grows each time tables are dropped or replaced, so memos built on them
+    (a walker's decoded entries) know to start over.
     """
 
     def __init__(self, source: PhysicalMemory) -> None:
         self.source = source
-        self._tables: Dict[int, object] = {}
+        self._declared = declared(source)
+        self._tables: Dict[int, object] = _TableDict()
         self.reads = 0
-        self.generation = declared(source).generation
+        self.generation = self._declared.generation
+
+    @property
+    def epoch(self) -> int:
+        """Grows each time tables were dropped or replaced (memos built on them start over)."""
+        return self._tables.epoch  # type: ignore[attr-defined]
 
     def fresh(self) -> None:
         """Drop every table read in an earlier generation of a live source."""
-        now = declared(self.source).generation
+        now = self._declared.generation
         if now != self.generation:
-            self._tables.clear()
+            self.clear()
             self.generation = now
 
     def table(self, pa: int, size: int) -> memoryview:
@@ -204,12 +231,12 @@ class TableCache:
                 data = self.source.read(pa, size)
                 if len(data) != size:
                     raise PhysicalReadError(pa, size, f"short read ({len(data)} bytes)")
-                got = memoryview(data if isinstance(data, bytes) else bytes(data)).cast("Q")
+                got = memoryview(data if data.__class__ is bytes else bytes(data)).cast("Q")
             except PhysicalReadError as err:
                 got = err
             self._tables[pa] = got
-        if isinstance(got, PhysicalReadError):
-            raise got
+        if got.__class__ is not memoryview:
+            raise got   # type: ignore[misc]
         return got  # type: ignore[return-value]
 
     def cached(self, pa: int) -> Optional[memoryview]:

@@ -24,7 +24,10 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 from .arch.base import (ENTRY_INVALID, ENTRY_LEAF, ENTRY_RESERVED, ENTRY_TABLE, MASK64, NON_CANONICAL, NOT_PRESENT,
                         RESERVED, ROOT_MISALIGNED, TABLE_LOOP, TABLE_UNREADABLE, PagingFormat, Permissions)
 from .errors import PhysicalReadError
-from .memory import PhysicalMemory, TableCache
+from .memory import PhysicalMemory, TableCache, declared
+
+#: Entries each per-snapshot memo of a :class:`Walker` holds before it starts over.
+MEMO_LIMIT = 1 << 18
 
 TABLE = "table"
 LEAF = "leaf"
@@ -96,12 +99,14 @@ class Fault:
         return f"0x{va:016x}: {self.reason}{where}{table}{detail}"
 
 
-@dataclass(frozen=True)
-class Walk:
+class Walk(NamedTuple):
     """The full record of translating ``va`` with format ``format_name``.
 
     ``pa`` is the physical address of ``va`` and ``page_size`` the size of
-    the leaf that maps it, both None when ``fault`` is set.
+    the leaf that maps it, both None when ``fault`` is set.  An immutable
+    typed record; a NamedTuple like :class:`Step` because a walk is the
+    hot path of every per-address question (it is built in a third of the
+    time of a frozen dataclass).
     """
 
     va: int
@@ -139,12 +144,51 @@ class BatchResult:
         return len(self.vas)
 
 
+_HALF_BIT = {"both": None, "upper": 1, "lower": 0}
+
+
+def _plan(fmt: PagingFormat):
+    """What every walker of ``fmt`` precomputes, computed once per format and kept on it:
+    (level count, per-level VA span, per-level (name, index shift, index mask, table bytes,
+    leaf bytes), the batch memo's parameters, per-level (index, shift, mask) of the walk loop,
+    the memo of flag names, the memo of permissions)."""
+    plan = fmt.__dict__.get("_walk_plan")
+    if plan is None:
+        span = tuple(lv.shift + lv.bits for lv in fmt.levels)
+        lvs = tuple((lv.name, lv.shift, (1 << lv.bits) - 1, fmt.table_size(i), lv.leaf_size)
+                    for i, lv in enumerate(fmt.levels))
+        last = fmt.levels[-1]
+        batch = ([(i, s) for i, s in reversed(list(enumerate(span)))][:-1],
+                 last.name, last.shift, (1 << last.bits) - 1, fmt.valid_mask, fmt.page_mask, fmt.page_value,
+                 fmt.reserved_leaf[-1], last.leaf_size,
+                 fmt.address[0].mask if len(fmt.address) == 1 and fmt.address[0].shift == 0 else 0)
+        hot = tuple((i, lv.shift, (1 << lv.bits) - 1) for i, lv in enumerate(fmt.levels))
+        # flag names by (raw & flag_bits, level, leaf) and permissions by the path's
+        # raw & permission_bits: they depend on nothing else (tests/test_walk_memo.py)
+        plan = (len(fmt.levels), span, lvs, batch, hot, {}, {})
+        object.__setattr__(fmt, "_walk_plan", plan)   # a frozen dataclass: derived data only
+    return plan
+
+
 class Walker:
     """Translates virtual addresses through the tables rooted at physical ``root_pa``.
 
     One walker holds one :class:`TableCache`, so every walk through it
     shares table pages already read.  Pass ``cache`` to share it with other
     walkers of the same snapshot (for example kernel and user roots).
+
+    On top of the table pages a walker keeps two per-snapshot memos, both
+    dropped with the cache's tables (:attr:`TableCache.epoch`) and so when
+    a live source moves on:
+
+    - decoded entries, keyed by the entry's physical address and level: the
+      :class:`Step` an entry gives and where it leads (next table or leaf
+      frame), so a walk through cached tables decodes nothing twice;
+    - the batch memo of :meth:`translate_one` / :meth:`translate_many`: per
+      level, VA prefix -> last-level table, leaf frame or fault (a TLB
+      whose entries are whole tables).
+
+    Both are bounded (:data:`MEMO_LIMIT` entries each, then started over).
     """
 
     def __init__(self, fmt: PagingFormat, memory: PhysicalMemory, root_pa: int,
@@ -156,167 +200,188 @@ class Walker:
         self.memory = memory
         self.root_pa = root_pa
         self.cache = cache if cache is not None else TableCache(memory)
-        self._nlev = len(fmt.levels)
-        self._zero_fill = bool(getattr(memory, "zero_fills_holes", False))
+        src = declared(memory)
+        self._zero_fill = bool(src.zero_fills_holes)
+        self._live = bool(src.live)
+        self._nlev, self._span, self._lv, self._batch_params, self._hot, self._flags, self._perms = _plan(fmt)
+        self._half_bit = _HALF_BIT[half]
+        self._top_ones = MASK64 >> fmt.uniform_from
+        self._root_misaligned = bool(root_pa % fmt.root_align)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._epoch = self.cache.epoch
         # batch memo: per level i, key va >> (shift_i + bits_i) -> node
-        self._memo: List[Dict[int, tuple]] = [dict() for _ in fmt.levels]
-        self._span = tuple(lv.shift + lv.bits for lv in fmt.levels)
+        self._memo: List[Dict[int, tuple]] = [dict() for _ in self.format.levels]
+        self._entries: Dict[int, Tuple[Step, int, int, int]] = {}
+
+    def _current(self) -> None:
+        """Drop the memos when the cache dropped its tables (or a live source moved on)."""
+        if self._live:
+            self.cache.fresh()
+        if self._epoch != self.cache.epoch:
+            self._reset()
 
     # -- single walks -----------------------------------------------------
     def walk(self, va: int) -> Walk:
         """Translate ``va`` and record every level; never raises for bad tables."""
+        if self._live or self._epoch != self.cache.epoch:
+            self._current()
         fmt = self.format
         va &= MASK64
-        if not fmt.in_range(va):
+        top = va >> fmt.uniform_from
+        if top and top != self._top_ones:          # fmt.in_range(va), inlined
             return self._done(va, (), None, None, None, Fault(
                 None, NON_CANONICAL, f"outside the {fmt.va_bits}-bit translated ranges of {fmt.name}"))
-        if self.half != "both" and (va >> 63 == 1) != (self.half == "upper"):
+        if self._half_bit is not None and va >> 63 != self._half_bit:
             # arm64: TTBR1 tables translate only the upper half, TTBR0 the lower
             return self._done(va, (), None, None, None, Fault(
                 None, NOT_PRESENT, f"these tables translate only the {self.half} half "
                                    f"({'kernel' if self.half == 'upper' else 'user'} addresses)"))
-        if self.root_pa % fmt.root_align:
+        table_pa = self.root_pa
+        if self._root_misaligned:
             return self._done(va, (), None, None, None, Fault(
                 fmt.levels[0].name, ROOT_MISALIGNED,
-                f"root table pa 0x{self.root_pa:x} is not {fmt.root_align}-byte aligned",
-                table_pa=self.root_pa, depth=0))
+                f"root table pa 0x{table_pa:x} is not {fmt.root_align}-byte aligned",
+                table_pa=table_pa, depth=0))
         steps: List[Step] = []
         raws: List[int] = []
-        seen: Dict[int, int] = {}
-        table_pa = self.root_pa
-        levels = fmt.levels
-        masks, vmask = fmt._decode_masks(), fmt.valid_mask
-        for i, lv in enumerate(levels):
-            prev = seen.get(table_pa)
-            if prev is not None and prev != i:
+        seen: List[int] = []
+        entries = self._entries
+        for i, shift, imask in self._hot:
+            if table_pa in seen:
                 return self._done(va, steps, None, None, None, Fault(
-                    lv.name, TABLE_LOOP,
-                    f"table pa 0x{table_pa:x} already used at level {levels[prev].name}",
+                    self._lv[i][0], TABLE_LOOP,
+                    f"table pa 0x{table_pa:x} already used at level {self._lv[seen.index(table_pa)][0]}",
                     table_pa=table_pa, depth=i))
-            seen[table_pa] = i
-            try:
-                table = self.cache.table(table_pa, fmt.table_size(i))
-            except PhysicalReadError as err:
-                return self._done(va, steps, None, None, None, Fault(
-                    lv.name, TABLE_UNREADABLE, err.reason, table_pa=table_pa, depth=i))
-            idx = (va >> lv.shift) & ((1 << lv.bits) - 1)
-            raw = table[idx]
-            entry_pa = table_pa + idx * 8
-            # PagingFormat.decode(raw, i), inlined with the same masks (walks are hot)
-            if not raw & vmask:
-                kind = ENTRY_INVALID
-            else:
-                is_last, tmask, tvalue, leaf_ok, res_leaf, res_table = masks[i]
-                if (raw & tmask) == tvalue:
-                    kind = ENTRY_LEAF if (is_last or leaf_ok) and not raw & res_leaf else ENTRY_RESERVED
-                else:
-                    kind = ENTRY_RESERVED if is_last or raw & res_table else ENTRY_TABLE
-            if kind == ENTRY_INVALID:
-                inv = fmt.invalid(raw, i, va)
-                detail = inv.detail
-                if raw == 0 and self._zero_fill:
-                    detail += "; this source reads holes as zeros, so the table may be a hole"
-                steps.append(Step(lv.name, table_pa, idx, entry_pa, raw, "invalid", ()))
-                return self._done(va, steps, None, None, None, Fault(
-                    lv.name, inv.reason, detail, table_pa, entry_pa, raw, idx, i))
-            if kind == ENTRY_RESERVED:
-                return self._reserved(va, steps, lv.name, table_pa, idx, raw,
-                                      fmt.reserved_reason(raw, i), i)
-            leaf = kind == ENTRY_LEAF
-            out = fmt.output_address(raw)
-            raws.append(raw)
-            steps.append(Step(lv.name, table_pa, idx, entry_pa, raw,
-                              LEAF if leaf else TABLE, fmt.flags(raw, i, leaf)))
-            if leaf:
-                size = lv.leaf_size
-                pa = (out & ~(size - 1)) | (va & (size - 1))
-                return self._done(va, steps, pa, size, fmt.permissions(raws, i), None)
+            seen.append(table_pa)
+            key = (table_pa + ((va >> shift) & imask) * 8) << 3 | i
+            hit = entries.get(key)
+            if hit is None:
+                hit = self._decode(va, i, table_pa, steps)
+                if hit.__class__ is Walk:
+                    return hit  # type: ignore[return-value]
+                if len(entries) >= MEMO_LIMIT:
+                    entries.clear()
+                entries[key] = hit  # type: ignore[assignment]
+            step, out, size, pbits = hit  # type: ignore[misc]
+            steps.append(step)
+            raws.append(pbits)
+            if size:
+                rkey = tuple(raws)
+                perms = self._perms.get(rkey)
+                if perms is None:
+                    if len(self._perms) >= MEMO_LIMIT:
+                        self._perms.clear()
+                    perms = self._perms[rkey] = fmt.permissions(raws, i)
+                return Walk(va, fmt.name, self.root_pa, tuple(steps), out | (va & (size - 1)), size, perms, None)
             table_pa = out
         raise AssertionError("unreachable: the last level is always a leaf")  # pragma: no cover
 
-    def _reserved(self, va, steps, level, table_pa, idx, raw, why, depth) -> Walk:
+    def _decode(self, va: int, i: int, table_pa: int, steps: List[Step]):
+        """Read and decode the level-``i`` entry for ``va`` in the table at ``table_pa``.
+
+        Returns ``(step, out, size, bits)`` for a table entry (``out`` the next
+        table's pa, ``size`` 0) or a leaf (``out`` the frame's pa aligned to
+        the leaf, ``size`` its bytes), else the faulting :class:`Walk`;
+        ``bits`` is ``raw & fmt.permission_bits``, what the path's
+        permissions are computed (and memoised) from.
+        """
+        fmt = self.format
+        name, shift, imask, tsize, lsize = self._lv[i]
+        try:
+            table = self.cache.table(table_pa, tsize)
+        except PhysicalReadError as err:
+            return self._done(va, steps, None, None, None, Fault(
+                name, TABLE_UNREADABLE, err.reason, table_pa=table_pa, depth=i))
+        idx = (va >> shift) & imask
+        raw = table[idx]
         entry_pa = table_pa + idx * 8
-        steps = list(steps) + [Step(level, table_pa, idx, entry_pa, raw, INVALID, ())]
-        return self._done(va, steps, None, None, None,
-                          Fault(level, RESERVED, why, table_pa, entry_pa, raw, idx, depth))
+        kind = fmt.decode(raw, i)
+        if kind == ENTRY_INVALID:
+            inv = fmt.invalid(raw, i, va)
+            detail = inv.detail
+            if raw == 0 and self._zero_fill:
+                detail += "; this source reads holes as zeros, so the table may be a hole"
+            return self._done(va, steps + [Step(name, table_pa, idx, entry_pa, raw, INVALID, ())], None, None,
+                              None, Fault(name, inv.reason, detail, table_pa, entry_pa, raw, idx, i))
+        if kind == ENTRY_RESERVED:
+            return self._done(va, steps + [Step(name, table_pa, idx, entry_pa, raw, INVALID, ())], None, None,
+                              None, Fault(name, RESERVED, fmt.reserved_reason(raw, i), table_pa, entry_pa,
+                                          raw, idx, i))
+        leaf = kind == ENTRY_LEAF
+        fkey = (raw & fmt.flag_bits) << 4 | i << 1 | leaf
+        flags = self._flags.get(fkey)
+        if flags is None:
+            if len(self._flags) >= MEMO_LIMIT:
+                self._flags.clear()
+            flags = self._flags[fkey] = fmt.flags(raw, i, leaf)
+        step = Step(name, table_pa, idx, entry_pa, raw, LEAF if leaf else TABLE, flags)
+        single = self._batch_params[-1]
+        out = (raw & single) if single else fmt.output_address(raw)
+        pbits = raw & fmt.permission_bits
+        return (step, out & ~(lsize - 1), lsize, pbits) if leaf else (step, out, 0, pbits)
 
     def _done(self, va, steps, pa, size, perms, fault) -> Walk:
         return Walk(va, self.format.name, self.root_pa, tuple(steps), pa, size, perms, fault)
 
     # -- batches ----------------------------------------------------------
-    def translate_many(self, vas: Iterable[int]) -> BatchResult:
-        """Translate many virtual addresses, sharing table reads and upper levels.
+    def translate_one(self, va: int) -> Tuple[Optional[int], Optional[int],
+                                               Optional[Tuple[Optional[str], str]]]:
+        """``(pa, page_size, None)`` of virtual ``va``, or ``(None, None, (level, reason))``.
 
-        Returns the physical address and leaf size of each, or the level and
-        reason of its fault, exactly as :meth:`walk` would give them.  Tables
-        and terminal entries met on the way are remembered per VA prefix, so
-        later addresses under the same table cost one entry decode.
+        The answer :meth:`walk` gives, without the step record, through the
+        batch memo: later addresses under a table already met cost one
+        entry decode.  The fast path of :meth:`translate_many` and of
+        virtual reads.
         """
-        vas = tuple(v & MASK64 for v in vas)
-        pas: List[Optional[int]] = []
-        sizes: List[Optional[int]] = []
-        faults: List[Optional[Tuple[Optional[str], str]]] = []
-        memo, span = self._memo, self._span
-        fmt = self.format
-        last = self._nlev - 1
-        lvl_last = fmt.levels[last]
-        lname, lshift, lmask = lvl_last.name, lvl_last.shift, (1 << lvl_last.bits) - 1
-        vmask, pmask, pvalue = fmt.valid_mask, fmt.page_mask, fmt.page_value
-        res_last = fmt.reserved_leaf[last]
-        page = lvl_last.leaf_size
-        addr_of = fmt.output_address
-        single = fmt.address[0].mask if len(fmt.address) == 1 and fmt.address[0].shift == 0 else 0
-        order = [(memo[i], span[i]) for i in range(last, 0, -1)]
-        in_range, invalid = fmt.in_range, fmt.invalid
-        half_bit = {"both": None, "upper": 1, "lower": 0}[self.half]
-        for va in vas:
-            node = None
-            if half_bit is not None and va >> 63 != half_bit:
-                pas.append(None)
-                sizes.append(None)
-                faults.append((None, NOT_PRESENT if in_range(va) else NON_CANONICAL))
-                continue
-            for table, sp in order:
-                node = table.get(va >> sp)
-                if node is not None:
-                    break
+        if self._live or self._epoch != self.cache.epoch:
+            self._current()
+        va &= MASK64
+        hb = self._half_bit
+        if hb is not None and va >> 63 != hb:
+            return None, None, (None, NOT_PRESENT if self.format.in_range(va) else NON_CANONICAL)
+        memo = self._memo
+        order, lname, lshift, lmask, vmask, pmask, pvalue, res_last, page, single = self._batch_params
+        for i, sp in order:
+            node = memo[i].get(va >> sp)
             if node is not None:
                 kind = node[0]
                 if kind == "T":
                     raw = node[1][(va >> lshift) & lmask]
                     if raw & vmask:
                         if (raw & pmask) == pvalue and not raw & res_last:
-                            out = (raw & single) if single else addr_of(raw)
-                            pas.append((out & ~(page - 1)) | (va & (page - 1)))
-                            sizes.append(page)
-                            faults.append(None)
-                            continue
+                            out = (raw & single) if single else self.format.output_address(raw)
+                            return (out & ~(page - 1)) | (va & (page - 1)), page, None
                     else:
-                        pas.append(None)
-                        sizes.append(None)
-                        faults.append((lname, invalid(raw, last, va).reason))
-                        continue
+                        return None, None, (lname, self.format.invalid(raw, self._nlev - 1, va).reason)
                 elif kind == "L":
                     size = node[2]
-                    pas.append(node[1] | (va & (size - 1)))
-                    sizes.append(size)
-                    faults.append(None)
-                    continue
-                elif kind == "F" and in_range(va):
-                    pas.append(None)
-                    sizes.append(None)
-                    faults.append(node[1])
-                    continue
-            pa, size, fault = self._batch_slow(va)
-            pas.append(pa)
-            sizes.append(size)
-            faults.append(fault)
-        return BatchResult(vas, tuple(pas), tuple(sizes), tuple(faults))
+                    return node[1] | (va & (size - 1)), size, None
+                elif kind == "F" and self.format.in_range(va):
+                    return None, None, node[1]
+                break
+        return self._batch_slow(va)
+
+    def translate_many(self, vas: Iterable[int]) -> BatchResult:
+        """Translate many virtual addresses, sharing table reads and upper levels.
+
+        Returns the physical address and leaf size of each, or the level and
+        reason of its fault, exactly as :meth:`walk` would give them
+        (:meth:`translate_one` for each).
+        """
+        vas = tuple(v & MASK64 for v in vas)
+        one = self.translate_one
+        got = [one(va) for va in vas]
+        return BatchResult(vas, tuple(g[0] for g in got), tuple(g[1] for g in got), tuple(g[2] for g in got))
 
     def _batch_slow(self, va: int):
         """Walk ``va`` fully and remember the tables and terminal entries it met."""
         walk = self.walk(va)
         memo, span = self._memo, self._span
+        if sum(len(m) for m in memo) >= MEMO_LIMIT:
+            for m in memo:
+                m.clear()
         steps = walk.steps
         n = len(steps)
         last = self._nlev - 1
@@ -340,6 +405,7 @@ class Walker:
         if fault.raw is not None and fault.reason != "swap" and n and n < self._nlev:
             memo[n][va >> span[n]] = ("F", result)
         return None, None, result
+
     def walks(self, vas: Sequence[int]) -> List[Walk]:
         """Full walk records for many addresses (sharing the table cache)."""
         return [self.walk(v) for v in vas]

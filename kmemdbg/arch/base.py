@@ -115,6 +115,28 @@ class InvalidEntry:
     detail: str = ""
 
 
+def _address_reader(fields: Tuple[AddressField, ...]) -> Callable[[int], int]:
+    """``raw -> physical address`` for these fields, as one expression (walks call it per entry)."""
+    def part(f: AddressField) -> Callable[[int], int]:
+        m, s = f.mask, f.shift
+        if s == 0:
+            return lambda raw: raw & m
+        return (lambda raw: (raw & m) << s) if s > 0 else (lambda raw: (raw & m) >> -s)
+    if len(fields) == 1:
+        return part(fields[0])
+    if len(fields) == 2:
+        a, b = part(fields[0]), part(fields[1])
+        return lambda raw: a(raw) | b(raw)
+    parts = tuple(part(f) for f in fields)
+
+    def reader(raw: int) -> int:
+        pa = 0
+        for p in parts:
+            pa |= p(raw)
+        return pa
+    return reader
+
+
 @dataclass(frozen=True)
 class PagingFormat:
     """A complete description of one paging mode.
@@ -152,6 +174,10 @@ class PagingFormat:
     invalid: Callable[[int, int, int], InvalidEntry] = field(compare=False, repr=False)
     permissions: Callable[[Sequence[int], int], Permissions] = field(compare=False, repr=False)
     params: Tuple[Tuple[str, object], ...] = ()
+    #: The entry bits ``flags()`` reads (walkers memoise flag names on ``raw & flag_bits``).
+    flag_bits: int = MASK64
+    #: The entry bits ``permissions()`` reads, at every level (memoised the same way).
+    permission_bits: int = MASK64
 
     @property
     def page_size(self) -> int:
@@ -184,7 +210,10 @@ class PagingFormat:
         return top == 0 or top == (MASK64 >> self.uniform_from)
 
     def output_address(self, raw: int) -> int:
-        """Physical address bits held by ``raw`` (not yet aligned to a leaf size)."""
+        """Physical address bits held by ``raw`` (not yet aligned to a leaf size).
+
+        (Each format replaces this with one expression of its fields at
+        construction; this loop is the definition.)"""
         pa = 0
         for f in self.address:
             pa |= f.extract(raw)
@@ -202,6 +231,7 @@ class PagingFormat:
                        lv.leaf_ok, self.reserved_leaf[i], self.reserved_table[i])
                       for i, lv in enumerate(self.levels))
         object.__setattr__(self, "_masks", masks)
+        object.__setattr__(self, "output_address", _address_reader(self.address))
 
     def _decode_masks(self) -> Tuple[Tuple[bool, int, int, bool, int, int], ...]:
         """Per level: (last, type mask, leaf value, leaf allowed, reserved-if-leaf, reserved-if-table).

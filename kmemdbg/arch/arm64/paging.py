@@ -32,7 +32,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Optional, Sequence, Tuple
 
-from ..base import (NOT_PRESENT, PROT_NONE, SWAP, AddressField, InvalidEntry, PagingFormat,
+from ..base import (MASK64, NOT_PRESENT, PROT_NONE, SWAP, AddressField, InvalidEntry, PagingFormat,
                    Permissions, bits, split_levels)
 
 VALID = 1 << 0
@@ -211,4 +211,8 @@ def paging_format(page_size: int = 4096, va_bits: int = 48, t1sz: Optional[int] 
         permissions=_permissions,
         params=(("page_size", page_size), ("va_bits", va_bits), ("t1sz", t1sz),
                 ("pa_encoding", pa_encoding)),
+        # flags() reads no output-address bit (with LPA2, bits 8-9 are address bits, not SH)
+        flag_bits=MASK64 & ~sum(f.mask for f in address),
+        permission_bits=(AP_TABLE_NO_EL0 | AP_TABLE_RO | PXN_TABLE | UXN_TABLE
+                         | RDONLY | DBM | USER | PXN | UXN),
     )

@@ -143,4 +143,7 @@ def paging_format(levels: int = 4, phys_bits: int = 52, sme_mask: int = 0,
         invalid=_invalid(addr),
         permissions=_permissions(smep),
         params=(("levels", levels), ("phys_bits", phys_bits), ("sme_mask", sme_mask)),
+        # flags() reads every bit but the frame's, plus the large-page PAT bit and the C-bit
+        flag_bits=(MASK64 & ~addr) | PAT_LARGE | sme_mask,
+        permission_bits=RW | US | NX,
     )
