@@ -55,21 +55,29 @@ class Session:
     def read(self, va: int, size: int) -> bytes:
         """Read ``size`` bytes at virtual ``va`` through kmemdbg's own translation.
 
-        Raises :class:`~kmemdbg.errors.KmemdbgError` with the fault line when
-        a page is not mapped, or PhysicalReadError when it is not in the source.
+        Each page is translated through the walker's per-snapshot memo
+        (:meth:`~kmemdbg.walk.Walker.translate_one`); only a fault is walked
+        again in full, for its message.  Raises
+        :class:`~kmemdbg.errors.KmemdbgError` with the fault line when a page
+        is not mapped, or PhysicalReadError when it is not in the source.
         """
-        from .errors import AddressError
-
         if not 0 <= size <= MAX_READ_BYTES:
+            from .errors import AddressError
+
             raise AddressError(f"0x{va:016x}: a read of {size} bytes is out of bounds "
                                f"(at most {MAX_READ_BYTES})")
+        pa, page, _fault = self.walker.translate_one(va)
+        if pa is not None and (pa & (page - 1)) + size <= page:
+            return self.memory.read(pa, size)       # the usual case: inside one page
         out = bytearray()
         while size > 0:
-            walk = self.walker.walk(va)
-            if walk.fault is not None:
-                raise AddressError(walk.fault.message(va))
-            n = min(size, walk.page_size - (walk.pa & (walk.page_size - 1)))
-            out += self.memory.read(walk.pa, n)
+            pa, page, _fault = self.walker.translate_one(va)
+            if pa is None:
+                from .errors import AddressError
+
+                raise AddressError(self.walker.walk(va).fault.message(va))   # type: ignore[union-attr]
+            n = min(size, page - (pa & (page - 1)))
+            out += self.memory.read(pa, n)
             va, size = va + n, size - n
         return bytes(out)
 

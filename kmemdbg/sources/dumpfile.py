@@ -1,13 +1,25 @@
-"""Dump files opened read-only, safely: kmemdbg never writes to a dump, never blocks
-opening one and never maps a whole file into memory.
+"""Dump files opened read-only, safely: kmemdbg never writes to a dump and never blocks
+opening one.
 
 A FIFO or a device given as a dump would block ``open()`` or read forever,
 so files are opened with ``O_NONBLOCK`` and anything but a regular file is
-refused before a byte is read.  Reads are ``pread`` calls of the bytes
-asked for, so memory is bounded by what is read, not by the file's size.
+refused before a byte is read.
+
+A regular file is then mapped read-only (``PROT_READ``, shared: the bytes
+stay in the page cache, nothing is copied up front and nothing can be
+written through the map), because a system call per read costs more than
+the rest of a virtual read.  The map covers the file's size at open and
+every read is bounded by it before the map is touched; a file the kernel
+will not map (a ``/proc`` file, a file system without mmap) is read with
+``pread``.  Either way memory is bounded by what is read, not by the
+file's size.  (A map has one hazard ``pread`` has not: a dump that another
+process *shrinks* while kmemdbg reads it ends the process with SIGBUS
+rather than an error line.  Dumps are not rewritten in place by the tools
+that make them.)
 """
 from __future__ import annotations
 
+import mmap
 import os
 import stat
 from typing import Optional
@@ -65,19 +77,28 @@ def check_regular(path: str) -> None:
 
 
 class DumpFile:
-    """A regular file read with ``pread``; ``size`` in bytes.
+    """A regular file, mapped read-only where the kernel allows (else read with ``pread``);
+    ``size`` in bytes, as at open.
 
     ``read_at(offset, size)`` returns at most ``size`` bytes (fewer at the end
-    of the file, none past it).
+    of the file, none past it).  ``view`` is the read-only map (None when the
+    file is read with ``pread``): ``view[a:b]`` for ``0 <= a <= b <= size``
+    is the fast path of :mod:`kmemdbg.sources.elfcore`.
     """
 
-    def __init__(self, path: str, min_size: int = 0, what: str = "a dump") -> None:
+    def __init__(self, path: str, min_size: int = 0, what: str = "a dump", map_file: bool = True) -> None:
         self.path = path
         self._fd: Optional[int] = open_regular(path)
         self.size = os.fstat(self._fd).st_size
         if self.size < min_size:
             self.close()
             raise SourceError(f"{path}: too short for {what} ({self.size} bytes)")
+        self.view: Optional[mmap.mmap] = None
+        if map_file and self.size:
+            try:
+                self.view = mmap.mmap(self._fd, self.size, access=mmap.ACCESS_READ)
+            except (OSError, ValueError, OverflowError):
+                self.view = None    # not mappable here: pread it is
 
     def read_at(self, offset: int, size: int) -> bytes:
         if self._fd is None:
@@ -85,6 +106,8 @@ class DumpFile:
         if size <= 0 or offset < 0 or offset >= self.size:
             return b""
         size = min(size, self.size - offset)
+        if self.view is not None:
+            return self.view[offset:offset + size]
         out = os.pread(self._fd, size, offset)
         while len(out) < size:
             more = os.pread(self._fd, size - len(out), offset + len(out))
@@ -94,6 +117,9 @@ class DumpFile:
         return out
 
     def close(self) -> None:
+        if self.__dict__.get("view") is not None:
+            self.view.close()       # type: ignore[union-attr]
+            self.view = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

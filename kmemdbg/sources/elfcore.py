@@ -1,7 +1,7 @@
 """A raw ELF core (vmcore, QEMU dump, model vmcore) read without drgn.
 
 Only the ELF header, the program headers and the requested bytes are read
-(``pread``, never a map of the whole file); the file is opened read-only and
+(a read-only map of the file, see :mod:`kmemdbg.sources.dumpfile`); the file is opened read-only and
 never written.  Physical addresses come from each PT_LOAD's ``p_paddr``.
 
 Every header value is checked as it is read (``Elf64_Ehdr``/``Elf64_Phdr``
@@ -163,15 +163,23 @@ class ElfCoreMemory(MemorySource):
                                  for _pa, filesz, off, _m, _v in self.loads)
         self._starts = [l[0] for l in self.loads]
         self._size = size
+        # per PT_LOAD: (physical end of the bytes the file holds, file offset - physical start);
+        # a segment whose bytes pass the end of the file has no fast path (end = start)
+        self._fast = [(pa + filesz if off + filesz <= size else pa, off - pa)
+                      for pa, filesz, off, _m, _v in self.loads]
+        self._view = f.view
 
     def read(self, pa: int, size: int) -> bytes:
-        if not 0 <= size <= MAX_READ_BYTES:
-            raise PhysicalReadError(pa, size, f"a read of {size} bytes is out of bounds")
         i = bisect.bisect_right(self._starts, pa) - 1
         if i >= 0:
-            start, filesz, off, _memsz, _va = self.loads[i]
-            if pa + size <= start + filesz and off + filesz <= self._size:
-                return self._file.read_at(off + pa - start, size)
+            file_end, delta = self._fast[i]
+            if 0 <= size <= MAX_READ_BYTES and pa + size <= file_end:
+                view = self._view
+                if view is not None:
+                    return view[pa + delta:pa + delta + size]
+                return self._file.read_at(pa + delta, size)
+        if not 0 <= size <= MAX_READ_BYTES:
+            raise PhysicalReadError(pa, size, f"a read of {size} bytes is out of bounds")
         return self._read_slow(pa, size)
 
     def _read_slow(self, pa: int, size: int) -> bytes:
@@ -234,4 +242,5 @@ class ElfCoreMemory(MemorySource):
         return None
 
     def close(self) -> None:
+        self._view = None
         self._file.close()
