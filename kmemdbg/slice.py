@@ -7,7 +7,12 @@ A slice keeps, from a full ELF core:
 - the kallsyms tables named in VMCOREINFO (Linux >= 6.0), so tools can
   resolve symbols with no debug info;
 - the pages backing any extra virtual ranges and physical pages asked for
-  (the pages a test's ground truth names, the words of a few symbols).
+  (the pages a test's ground truth names, the words of a few symbols);
+- a ``KMEMDBG_BTF`` note with the structures kmemdbg reads (a subset of the
+  kernel's ~6 MiB BTF, which is not kept), and the pages those reads touch:
+  vmap areas, modules, the task list, each mm's VMAs and user page tables
+  (so ``tasks``, ``vm`` and ``vtop --pid`` work on a slice; user memory
+  itself is not kept).
 
 Everything else, user memory included, is left out.  The source is only
 read, never written.
@@ -145,14 +150,53 @@ def symbol_ranges(path: str, names: Iterable[str]) -> List[Tuple[int, int]]:
     return out
 
 
+#: Structures the task, VMA and file-name readers use (:mod:`kmemdbg.linux.tasks`,
+#: :mod:`kmemdbg.linux.mm`), kept in a slice's BTF note beside kobjects' own.
+TASK_TYPES = ("task_struct", "signal_struct", "mm_struct", "vm_area_struct", "maple_tree", "maple_node",
+              "maple_range_64", "maple_arange_64", "maple_metadata", "file", "path", "dentry", "qstr",
+              "vfsmount", "mount")
+
+
+def task_keep(objs, session: Session) -> Set[int]:
+    """Physical pages of every task's user page tables (each ``mm->pgd`` tree), after reading
+    the task list and every mm's VMAs through ``objs`` (whose reader may record the pages).
+    Empty when the tasks cannot be read (no BTF for them, no ``init_task``)."""
+    from .linux.mm import read_vmas
+    from .linux.tasks import read_tasks
+
+    try:
+        tasks, _ = read_tasks(objs)
+        pgd_off = objs.btf.offset("mm_struct", "pgd")
+    except KmemdbgError:
+        return set()
+    fmt = session.tables.format
+    pages: Set[int] = set()
+    for mm in sorted({t.mm_va for t in tasks if t.mm_va}):
+        try:
+            read_vmas(objs, mm)
+        except KmemdbgError:
+            pass  # keep what was read; the tables are still worth keeping
+        try:
+            pgd = objs.u64(mm + pgd_off, "mm_struct.pgd")
+        except KmemdbgError:
+            continue
+        root = session.translate(pgd).pa
+        if root is None:
+            continue
+        pages.add(root - root % fmt.page_size)
+        pages |= set(table_pages(fmt, session.walker.cache, root, high=False))
+    return pages
+
+
 def kobject_keep(src: str, session: Session, kallsyms: bool = True) -> Tuple[bytes, Set[int]]:
     """What a slice needs so that :mod:`kmemdbg.kobjects` works on it: (notes, physical pages).
 
     The notes are ``KMEMDBG_BTF`` (the BTF subset of the structs kobjects
-    reads) and, when a symbol had to be found by search, ``KMEMDBG_SYMBOLS``
+    and the task and VMA readers read: SUBSET_TYPES and TASK_TYPES) and, when a symbol had to be found by search, ``KMEMDBG_SYMBOLS``
     (``SYMBOL(name)=hex`` lines).  The pages are those of every object
     kobjects reads (vmap areas, vm_structs, vmap nodes, modules, module
-    symbol tables), recorded by running it on the source.  Returns
+    symbol tables, the task list, VMAs), recorded by running it on the source,
+    and every task's user page-table pages (:func:`task_keep`).  Returns
     ``(b"", set())`` when the dump has no BTF or the objects cannot be read.
     ``kallsyms=False`` does without the dump's kallsyms (they do not load).
     """
@@ -182,10 +226,10 @@ def kobject_keep(src: str, session: Session, kallsyms: bool = True) -> Tuple[byt
                           extra_symbols=first.discovered)
     again.vmap_areas()
     again.modules()
-    pages: Set[int] = set()
+    pages: Set[int] = task_keep(again, session)
     for va, size in reads:
         pages |= pages_of_va_range(session, va, size)
-    notes = note_bytes(BTF_NOTE, 0, btf.encode_subset(SUBSET_TYPES))
+    notes = note_bytes(BTF_NOTE, 0, btf.encode_subset(SUBSET_TYPES + TASK_TYPES))
     if first.discovered:
         text = "".join(f"SYMBOL({k})={v:x}\n" for k, v in sorted(first.discovered.items()))
         notes += note_bytes(SYMBOLS_NOTE, 0, text.encode())
@@ -263,4 +307,5 @@ def slice_core(src: str, dst: str, keep_va: Sequence[Tuple[int, int]] = (),
                        tuple(unreadable), size)
 
 
-__all__ = ["SliceReport", "slice_core", "kallsyms_ranges", "pages_of_va_range", "kobject_keep"]
+__all__ = ["SliceReport", "slice_core", "kallsyms_ranges", "pages_of_va_range", "kobject_keep", "task_keep",
+           "TASK_TYPES"]
