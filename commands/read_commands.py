@@ -26,10 +26,14 @@ def _hex(value: Optional[int]) -> Optional[str]:
 
 
 def _count_arg(text: str) -> int:
+    """A count: decimal or 0x-hexadecimal, at least 1."""
+    from ..errors import AddressError
+    from ..parse import parse_count
+
     try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a count") from None
+        value = parse_count(text, "count")
+    except AddressError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give a count of at least 1")
     return value

@@ -106,42 +106,52 @@ class _Scanner:
         self.unreadable = 0
         self.page = kernel.tables.format.page_size
 
-    def _read(self, pa: int, size: int) -> bytes:
+    def _pieces(self, pa: int, size: int) -> List[Tuple[int, bytes]]:
+        """The readable parts of physical ``[pa, pa + size)`` as (pa, bytes), page by page
+        when the whole cannot be read (unreadable pages are counted, never matched)."""
         mem = self.k.memory
         try:
             data = mem.read(pa, size)
             self.scanned += size
-            return data
+            return [(pa, data)]
         except KmemdbgError:
             pass
-        out = bytearray()
+        out: List[Tuple[int, bytes]] = []
         cur = pa
         while cur < pa + size:
             n = min(self.page - cur % self.page, pa + size - cur)
             try:
-                out += mem.read(cur, n)
-                self.scanned += n
+                data = mem.read(cur, n)
             except KmemdbgError:
-                out += bytes(n)
                 self.unreadable += n
+            else:
+                self.scanned += n
+                if out and out[-1][0] + len(out[-1][1]) == cur:
+                    out[-1] = (out[-1][0], out[-1][1] + data)
+                else:
+                    out.append((cur, data))
             cur += n
-        return bytes(out)
+        return out
 
     def scan(self, run: _Run) -> None:
         pos = 0
         while pos < run.size and not self.truncated:
-            pa = run.pa + pos
             n = min(CHUNK, run.size - pos)
-            data = self._read(pa, n)
-            lead = (-pa) % self.width
-            body = data[lead:len(data) - (len(data) - lead) % self.width]
-            words = np.frombuffer(body, dtype=self.dtype)
-            for i in np.flatnonzero((words & self.mask) == self.want).tolist():
-                if len(self.found) == self.limit:
-                    self.truncated = True
-                    break
-                self.found.append((run, pa + lead + self.width * i, int(words[i])))
+            for pa, data in self._pieces(run.pa + pos, n):
+                self._match(run, pa, data)
+                if self.truncated:
+                    return
             pos += n
+
+    def _match(self, run: _Run, pa: int, data: bytes) -> None:
+        lead = (-pa) % self.width
+        body = data[lead:len(data) - (len(data) - lead) % self.width]
+        words = np.frombuffer(body, dtype=self.dtype)
+        for i in np.flatnonzero((words & self.mask) == self.want).tolist():
+            if len(self.found) == self.limit:
+                self.truncated = True
+                return
+            self.found.append((run, pa + lead + self.width * i, int(words[i])))
 
 
 def search(kernel, value: int, mask: Optional[int] = None, width: int = 8, start: Optional[int] = None,
