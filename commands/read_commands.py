@@ -220,7 +220,8 @@ def _width_arg(text: str) -> int:
 
 COMMANDS: Tuple[Command, ...] = (
     Command("rd", "read memory as words, each 64-bit value annotated with its owner", (
-        arg("address", metavar="ADDR"),
+        arg("address", metavar="ADDR", help="kernel virtual address or symbol[+offset]; "
+            "physical with -p, a user address with -u"),
         arg("count", metavar="COUNT", nargs="?", type=_count_arg, default=1,
             help="units to read (default 1; at most 1 MiB)"),
         arg("-p", "--physical", action="store_true", help="ADDR is physical", exclusive_group="space"),
