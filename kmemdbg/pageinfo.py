@@ -136,6 +136,10 @@ def resolve_frame(kernel, given: str, value: int) -> Frame:
     # a struct page pointer, given as such or found in the vmemmap region
     if pages.vmemmap_va is None:
         raise KmemdbgError(f"0x{value:016x}: the struct page array's base is unknown in this dump")
+    region = kernel.layout.region_of(value)
+    if region.kind != "vmemmap":
+        raise KmemdbgError(f"0x{value:016x} is not in the struct page array: it is in the {region.kind} "
+                           f"region ({region.name}), not in vmemmap")
     delta = value - pages.vmemmap_va
     if delta < 0:
         raise KmemdbgError(f"0x{value:016x} is below the struct page array (vmemmap at "
