@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, TextIO, Tuple
+from typing import Any, Callable, List, Optional, TextIO, Tuple, TypeVar
 
 from ..errors import KmemdbgError
 from ..parse import parse_address, parse_number
@@ -27,6 +27,30 @@ class Invocation:
 
 
 @dataclass(frozen=True)
+class ArgumentError:
+    """One argument of many that could not be answered, in its place among the answers:
+    the ``argument`` as given and the one-line ``message`` (without ``kmemdbg:``)."""
+
+    argument: str
+    message: str
+
+
+T = TypeVar("T")
+
+
+def each_argument(arguments, answer: Callable[[str], T]) -> Tuple[Any, ...]:
+    """``answer(a)`` for every argument, an :class:`ArgumentError` in place of one that raises
+    KmemdbgError (as crash does: one bad address does not stop the others)."""
+    out: List[Any] = []
+    for a in arguments:
+        try:
+            out.append(answer(a))
+        except KmemdbgError as err:
+            out.append(ArgumentError(a, " ".join(str(err).split()) or type(err).__name__))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class LayoutResult:
     description: str            # where the kernel came from
     format_name: str            # paging format
@@ -38,7 +62,7 @@ class LayoutResult:
 
 @dataclass(frozen=True)
 class ClassifyResult:
-    classifications: Tuple[Any, ...]
+    classifications: Tuple[Any, ...]    # Classification or ArgumentError, per argument
 
 
 @dataclass(frozen=True)
@@ -49,12 +73,12 @@ class Translation:
 
 @dataclass(frozen=True)
 class VtopResult:
-    translations: Tuple[Translation, ...]
+    translations: Tuple[Any, ...]       # Translation or ArgumentError, per argument
 
 
 @dataclass(frozen=True)
 class CheckResult:
-    checks: Tuple[Any, ...]     # virt_to_phys verdicts
+    checks: Tuple[Any, ...]     # virt_to_phys verdicts (or ArgumentError), per argument
 
 
 @dataclass(frozen=True)
@@ -65,7 +89,7 @@ class PhysMappings:
 
 @dataclass(frozen=True)
 class PtovResult:
-    entries: Tuple[PhysMappings, ...]
+    entries: Tuple[Any, ...]            # PhysMappings or ArgumentError, per argument
     faults: Tuple[Any, ...]             # table faults under which mappings were not seen
     first_fault_level: Optional[str]    # name of the paging level of faults[0]
 
@@ -107,7 +131,7 @@ def call_layout(inv: Invocation) -> LayoutResult:
 
 def call_classify(inv: Invocation) -> ClassifyResult:
     k = inv.kernel()
-    return ClassifyResult(tuple(k.classify(parse_address(a, k)) for a in inv.args.addresses))
+    return ClassifyResult(each_argument(inv.args.addresses, lambda a: k.classify(parse_address(a, k))))
 
 
 def call_vtop(inv: Invocation) -> VtopResult:
@@ -116,32 +140,30 @@ def call_vtop(inv: Invocation) -> VtopResult:
     user = None
     if args.pid is not None or args.mm is not None:
         user = k.user_walker(pid=args.pid, mm=parse_address(args.mm, k) if args.mm else None)
-    out = []
-    for a in args.addresses:
-        va = parse_address(a, k)
-        if user is None and k.arch_spec.is_user_address(k.tables.format, va):
-            from ..errors import AddressError
 
-            raise AddressError(f"0x{va:x}: user address: give --pid or --mm")
-        walk = (user or k.walker).walk(va)
-        out.append(Translation(walk, k.classify(va)))
-    return VtopResult(tuple(out))
+    def one(a: str) -> Translation:
+        va = parse_address(a, k)
+        return Translation((user or k.walker).walk(va), k.classify(va))
+    return VtopResult(each_argument(args.addresses, one))
 
 
 def call_check(inv: Invocation) -> CheckResult:
     k = inv.kernel()
-    out = []
-    for a in inv.args.addresses:
+
+    def one(a: str):
         addr, claim = _split_claim(a)
-        out.append(k.check_virt_to_phys(parse_address(addr, k),
-                                        parse_number(claim) if claim is not None else None, inv.args.size))
-    return CheckResult(tuple(out))
+        return k.check_virt_to_phys(parse_address(addr, k), parse_number(claim) if claim is not None else None,
+                                    inv.args.size)
+    return CheckResult(each_argument(inv.args.addresses, one))
 
 
 def call_ptov(inv: Invocation) -> PtovResult:
     k = inv.kernel()
-    pas = [parse_number(a) for a in inv.args.addresses]
-    entries = tuple(PhysMappings(pa, tuple(k.phys_to_virts(pa))) for pa in pas)
+
+    def one(a: str) -> PhysMappings:
+        pa = parse_number(a)
+        return PhysMappings(pa, tuple(k.phys_to_virts(pa)))
+    entries = each_argument(inv.args.addresses, one)
     faults = tuple(k.reverse_faults)
     return PtovResult(entries, faults, faults[0].level if faults else None)
 
@@ -157,7 +179,7 @@ def call_slice(inv: Invocation) -> SliceResult:
 
 def call_ptdump(inv: Invocation) -> PtdumpResult:
     from ..progress import ProgressBar
-    from ..ptdump import PtFault, ptdump
+    from ..ptdump import PtFault, join_strided, ptdump
 
     k = inv.kernel()
     args = inv.args
@@ -170,6 +192,8 @@ def call_ptdump(inv: Invocation) -> PtdumpResult:
         sweep = user_sweep(k, args.pid)
     with ProgressBar(stream=inv.stderr, enabled=not inv.as_json) as bar:
         ranges = ptdump(k, start, end, split_pa=inv.as_json, progress=bar, faults=True, sweep=sweep)
+    if inv.as_json:
+        ranges = join_strided(ranges)   # ESPFIX's 65536 lone pages as one range with a stride
     if not ranges and start is None and end is None and sweep is None:
         raise KmemdbgError(f"the kernel root table (pa 0x{k.tables.root_pa:x}) maps nothing in the kernel "
                            "half: these are not a running kernel's tables")

@@ -15,6 +15,7 @@ import os
 from typing import Any, Callable, Iterable, TextIO, Tuple
 
 from ..errors import KmemdbgError
+from ..schema import SCHEMA_VERSION
 from .calls import Invocation
 from .table import BY_NAME, Command, HelpRequested, UsageError, parse
 
@@ -69,7 +70,7 @@ def execute(args: argparse.Namespace, kernel: Callable[[], Any], out: TextIO, er
         if output.text is not None:
             print(output.text, file=out)
         elif output.json_items is not None:
-            write_json(output.json_items, out)
+            write_json(output.json_items, out, command.name)
     except BrokenPipeError:
         pass
     except MemoryError:
@@ -78,16 +79,19 @@ def execute(args: argparse.Namespace, kernel: Callable[[], Any], out: TextIO, er
     return output.exit_status
 
 
-def write_json(items: Iterable[Any], stream: TextIO) -> None:
-    """``json.dumps(list(items), indent=1)`` written item by item (a ptdump of a big
-    kernel has hundreds of thousands), so the whole text is never in memory at once."""
-    stream.write("[")
+def write_json(items: Iterable[Any], stream: TextIO, command: str = "") -> None:
+    """The envelope ``{"schema": "kmemdbg/1", "command": command, "results": [items...]}``
+    (:func:`kmemdbg.schema.envelope`) as ``json.dumps(..., indent=1)`` would write it, but
+    item by item (a ptdump of a big kernel has many thousands), so the whole text is never in
+    memory at once."""
+    stream.write("{\n " + json.dumps("schema") + ": " + json.dumps(SCHEMA_VERSION) + ",\n "
+                 + json.dumps("command") + ": " + json.dumps(command) + ",\n " + json.dumps("results") + ": [")
     first = True
     for item in items:
-        text = json.dumps(item, indent=1).replace("\n", "\n ")
-        stream.write(("\n " if first else ",\n ") + text)
+        text = json.dumps(item, indent=1).replace("\n", "\n  ")
+        stream.write(("\n  " if first else ",\n  ") + text)
         first = False
-    stream.write("\n]\n" if not first else "]\n")
+    stream.write("\n ]\n}\n" if not first else "]\n}\n")
 
 
 class Refused(Exception):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, List, Optional, Tuple
 
 from .. import render
+from ..schema import SCHEMA_VERSION
 from . import calls
 
 
@@ -32,6 +33,20 @@ def _blocks(inv: calls.Invocation, items: List[Any], blocks: List[List[str]], **
     return Output(text="\n\n".join("\n".join(b) for b in blocks), **more)
 
 
+def _per_argument(inv: calls.Invocation, answers, to_json, to_text, **more) -> Output:
+    """One item/block per argument; an :class:`~kmemdbg.commands.calls.ArgumentError` becomes
+    the JSON item ``{"argument", "error"}`` in its place, or its one stderr line, and exit 1."""
+    bad = [a for a in answers if isinstance(a, calls.ArgumentError)]
+    if bad:
+        lines = tuple(f"kmemdbg: {a.message}" for a in bad)
+        more = dict(more, warnings=tuple(more.get("warnings", ())) + lines, exit_status=1)
+    if inv.as_json:
+        return Output(json_items=[render.argument_error_json(a) if isinstance(a, calls.ArgumentError)
+                                  else to_json(a) for a in answers], **more)
+    blocks = [to_text(a) for a in answers if not isinstance(a, calls.ArgumentError)]
+    return Output(text="\n\n".join("\n".join(b) for b in blocks) if blocks else None, **more)
+
+
 def _incomplete(inv: calls.Invocation, what: str) -> dict:
     return {"warnings": (f"kmemdbg: {inv.args.command}: {what}",), "exit_status": 1}
 
@@ -43,27 +58,23 @@ def render_layout(result: calls.LayoutResult, inv: calls.Invocation) -> Output:
 
 
 def render_classify(result: calls.ClassifyResult, inv: calls.Invocation) -> Output:
-    cs = result.classifications
-    return _blocks(inv, [render.classify_json(c) for c in cs], [render.classify_text(c) for c in cs])
+    return _per_argument(inv, result.classifications, render.classify_json, render.classify_text)
 
 
 def render_vtop(result: calls.VtopResult, inv: calls.Invocation) -> Output:
-    ts = result.translations
-    return _blocks(inv, [render.vtop_json(t.walk, t.classification) for t in ts],
-                   [render.vtop_text(t.walk, t.classification) for t in ts])
+    return _per_argument(inv, result.translations, lambda t: render.vtop_json(t.walk, t.classification),
+                         lambda t: render.vtop_text(t.walk, t.classification))
 
 
 def render_check(result: calls.CheckResult, inv: calls.Invocation) -> Output:
-    cs = result.checks
-    return _blocks(inv, [render.check_json(c) for c in cs], [render.check_text(c) for c in cs])
+    return _per_argument(inv, result.checks, render.check_json, render.check_text)
 
 
 def render_ptov(result: calls.PtovResult, inv: calls.Invocation) -> Output:
     more = {}
     if result.faults:
         more = _incomplete(inv, render.ptov_faults_line(result.faults, result.first_fault_level))
-    return _blocks(inv, [render.ptov_json(e) for e in result.entries],
-                   [render.ptov_text(e) for e in result.entries], **more)
+    return _per_argument(inv, result.entries, render.ptov_json, render.ptov_text, **more)
 
 
 def render_slice(result: calls.SliceResult, inv: calls.Invocation) -> Output:
@@ -89,7 +100,8 @@ def render_audit(result, inv: calls.Invocation) -> Output:
     more = {"warnings": tuple(warnings), "exit_status": result.exit_status}
     findings = result.report.findings
     if inv.args.jsonl:
-        return Output(text="\n".join(json.dumps(render.finding_json(f)) for f in findings) or None, **more)
+        return Output(text="\n".join(json.dumps(dict(render.finding_json(f), schema=SCHEMA_VERSION))
+                                     for f in findings) or None, **more)
     if inv.as_json:
         return Output(json_items=[render.finding_json(f) for f in findings], **more)
     return Output(text="\n".join(render.audit_text(result.report)), **more)

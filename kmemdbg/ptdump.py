@@ -391,7 +391,13 @@ class PtRange:
     leaf bits without use bits (accessed/dirty), ``table_flags`` the attribute
     bits of the table entries above it that restrict access, ``permissions``
     the effective rights, ``region`` the layout region, ``owner`` what owns
-    the range (vmap area caller, module section, image section) or None.
+    the range (vmap area caller, module section, image section) or None, as
+    one line of text, and ``owner_record`` the owner index's record of it
+    (:class:`kmemdbg.linux.owners.Owner`).  ``stride`` is 0 for a range
+    mapped throughout; a range of ``stride`` bytes (JSON view only) maps one
+    leaf of ``page_size`` bytes at ``start``, ``start + stride``, ...
+    (``pa_rule`` "repeat": each maps the same frame, as the ESPFIX area does)
+    and nothing between them.
     """
 
     start: int
@@ -406,6 +412,8 @@ class PtRange:
     region: object
     owner: Optional[str]
     pa_period: int = 0
+    owner_record: Optional[object] = None
+    stride: int = 0
 
     @property
     def size(self) -> int:
@@ -413,6 +421,9 @@ class PtRange:
 
     @property
     def pages(self) -> int:
+        """Leaves in the range (mapped pages of ``page_size`` bytes)."""
+        if self.stride:
+            return (self.size - self.page_size) // self.stride + 1
         return self.size // self.page_size
 
 
@@ -488,6 +499,10 @@ class Owners:
         got, end = self.index.owner(va)
         return (got.label if got is not None else None), end
 
+    def record(self, va: int) -> Tuple[Optional[object], int]:
+        """``(Owner or None, end)``: :meth:`owner` with the index's record instead of its label."""
+        return self.index.owner(va)
+
 
 #: Region kinds with no owner lookups (one owner: the kernel's own map).
 _NO_OWNER = frozenset({"linear", "vmemmap", "kasan-shadow", "user", "non-canonical"})
@@ -537,6 +552,43 @@ def check_range(sweep: "LeafSweep", start: Optional[int], end: Optional[int]) ->
                            f"0x{lo:x}-0x{(hi - 1) & MASK64:x} that these tables translate")
 
 
+#: Leaves at a constant stride that :func:`join_strided` makes one range (fewer stay apart).
+MIN_STRIDED = 3
+
+
+def _same_but_place(a: PtRange, b: PtRange) -> bool:
+    return (a.pa == b.pa and a.level == b.level and a.page_size == b.page_size and a.flags == b.flags
+            and a.table_flags == b.table_flags and a.permissions == b.permissions and a.region == b.region
+            and a.owner == b.owner and a.pa_rule == b.pa_rule)
+
+
+def join_strided(ranges: List[PtRange]) -> List[PtRange]:
+    """Join single leaves that map the same frame with equal attributes at a constant stride
+    (the ESPFIX area: one page every 64 KiB, 65536 times) into one range with ``stride`` set
+    and ``pa_rule`` "repeat"; at least MIN_STRIDED leaves, else they stay as they are."""
+    out: List[PtRange] = []
+    i, n = 0, len(ranges)
+    while i < n:
+        r = ranges[i]
+        j = i + 1
+        if isinstance(r, PtRange) and r.size == r.page_size and r.stride == 0 and j < n:
+            step = ranges[j].start - r.start
+            while (j < n and isinstance(ranges[j], PtRange) and ranges[j].size == r.page_size
+                   and ranges[j].stride == 0
+                   and ranges[j].start - ranges[j - 1].start == step and step > r.page_size
+                   and _same_but_place(r, ranges[j])):
+                j += 1
+        if j - i >= MIN_STRIDED:
+            last = ranges[j - 1]
+            out.append(PtRange(r.start, last.end, r.pa, "repeat", r.page_size, r.level, r.flags, r.table_flags,
+                               r.permissions, r.region, r.owner, r.page_size, r.owner_record, step))
+            i = j
+        else:
+            out.append(r)
+            i += 1
+    return out
+
+
 def ptdump(kernel, start: Optional[int] = None, end: Optional[int] = None, *,
            split_pa: bool = False, owners: bool = True, progress: Optional[Progress] = None,
            sweep: Optional[LeafSweep] = None, faults: bool = False) -> List[PtRange]:
@@ -569,11 +621,11 @@ def ptdump(kernel, start: Optional[int] = None, end: Optional[int] = None, *,
             pieces = []
             s = piece[START]
             while s < piece[END]:
-                name, stop = own.owner(s)
+                rec, stop = own.record(s)
                 cut = min(stop, piece[END]) if stop > s else piece[END]
-                pieces.append((_slice(piece, s, cut), name))
+                pieces.append((_slice(piece, s, cut), rec))
                 s = cut
-        for p, name in pieces:
+        for p, rec in pieces:
             key = (p[LEVEL], p[ATTR], p[TKEY])
             got = names.get(key)
             if got is None:
@@ -583,14 +635,14 @@ def ptdump(kernel, start: Optional[int] = None, end: Optional[int] = None, *,
                                     sw.permissions(p))
             rule = "linear" if p[PERIOD] == 0 else "repeat" if p[PERIOD] > 0 else "mixed"
             out.append(PtRange(p[START], p[END], p[PA], rule, fmt.levels[p[LEVEL]].leaf_size,
-                               fmt.levels[p[LEVEL]].name, got[0], got[1], got[2], region, name,
-                               max(p[PERIOD], 0)))
+                               fmt.levels[p[LEVEL]].name, got[0], got[1], got[2], region,
+                               rec.label if rec is not None else None, max(p[PERIOD], 0), rec))
     if faults and sw.faults:
         out += fault_ranges(sw.faults, kernel.layout, start, end)
         out.sort(key=lambda r: (r.start, isinstance(r, PtFault)))
     return out
 
 
-__all__ = ["LeafSweep", "Fault", "PtRange", "PtFault", "fault_ranges", "Owners", "ptdump",
+__all__ = ["LeafSweep", "Fault", "PtRange", "PtFault", "fault_ranges", "Owners", "ptdump", "join_strided",
            "join_ignoring_pa", "MAX_SHARED_RUNS",
            "split_by_regions", "table_flag_names"]

@@ -30,6 +30,71 @@ def size_text(size: Optional[int]) -> str:
     return f"{size}B"
 
 
+def permissions_json(perm) -> Optional[Dict[str, Any]]:
+    """Effective rights as ``{"kernel": {"r", "w", "x"}, "user": {"r", "w", "x"}}`` (booleans), or None."""
+    if perm is None:
+        return None
+    return {"kernel": {"r": perm.kernel_read, "w": perm.kernel_write, "x": perm.kernel_exec},
+            "user": {"r": perm.user_read, "w": perm.user_write, "x": perm.user_exec}}
+
+
+def argument_error_json(err) -> Dict[str, Any]:
+    """An argument that could not be answered, in its place: ``{"argument", "error"}``."""
+    return {"argument": err.argument, "error": f"kmemdbg: {err.message}"}
+
+
+def _ps_parts(text: Optional[str]):
+    """(symbol, offset, module) of a ``%pS``-style ``name+0xoff[/0xsize] [module]``, or Nones."""
+    from .annotate import parse_ps
+
+    return parse_ps(text or "") or (None, None, None)
+
+
+def owner_json(owner, va: Optional[int] = None) -> Optional[Dict[str, Any]]:
+    """An owner as ``{"kind", "name", "symbol", "offset", "module", "text"}``, from whichever
+    record holds it: an owner index entry (:class:`kmemdbg.linux.owners.Owner`; ``offset`` is
+    that of virtual ``va`` from the owner's start), a structured owner (``rd``'s), or only its
+    text (an audit finding's), whose kind is then read from the words it starts with."""
+    if owner is None:
+        return None
+    if hasattr(owner, "label") and hasattr(owner, "section"):
+        off = None if va is None else va - owner.start
+        if owner.kind == "module":
+            return {"kind": "module", "name": owner.name, "symbol": None, "offset": off,
+                    "module": owner.name, "text": owner.label, "section": owner.section}
+        if owner.kind == "vmap-area":
+            _sym, _off, mod = _ps_parts(owner.name)
+            return {"kind": "vmap-area", "name": owner.name, "symbol": None, "offset": off,
+                    "module": mod, "text": owner.label}
+        return {"kind": owner.kind, "name": owner.name, "symbol": None, "offset": off, "module": None,
+                "text": owner.label}
+    if hasattr(owner, "text") and hasattr(owner, "symbol"):
+        return {"kind": owner.kind, "name": owner.name, "symbol": owner.symbol, "offset": owner.offset,
+                "module": owner.module, "text": owner.text}
+    text = str(owner)
+    words = text.split()
+    sym, off, mod = _ps_parts(text)
+    if text.startswith("kernel ") and len(words) == 2:
+        return {"kind": "image-section", "name": words[1], "symbol": None, "offset": None, "module": None,
+                "text": text}
+    if text.startswith("module ") and len(words) >= 2:
+        return {"kind": "module", "name": words[1], "symbol": None, "offset": None, "module": words[1],
+                "text": text}
+    if text.startswith("vmap "):
+        name = text[5:].split(" [")[0]
+        return {"kind": "vmap-area", "name": name, "symbol": None, "offset": None,
+                "module": _ps_parts(name)[2], "text": text}
+    if text.startswith("slab cache ") and len(words) >= 3:
+        return {"kind": "slab-object", "name": words[2], "symbol": None,
+                "offset": int(words[-1].rpartition("+0x")[2], 16) if "+0x" in words[-1] else None,
+                "module": None, "text": text}
+    if sym is not None:
+        return {"kind": "module" if mod else "symbol", "name": mod or sym, "symbol": sym, "offset": off,
+                "module": mod, "text": text}
+    return {"kind": "memory", "name": text.split("+0x")[0], "symbol": None, "offset": None, "module": None,
+            "text": text}
+
+
 def walk_json(walk: Walk) -> Dict[str, Any]:
     """The ``vtop`` object of the JSON contract, without region/allocation."""
     return {
@@ -43,7 +108,7 @@ def walk_json(walk: Walk) -> Dict[str, Any]:
         ],
         "fault": None if walk.fault is None else {
             "level": walk.fault.level, "reason": walk.fault.reason, "detail": walk.fault.detail},
-        "permissions": None if walk.permissions is None else walk.permissions.short(),
+        "permissions": permissions_json(walk.permissions),
     }
 
 
@@ -214,20 +279,26 @@ def ptrange_json(r) -> Dict[str, Any]:
     ``pa`` is the physical address of ``start``; with ``pa_rule`` "linear"
     the physical address of ``va`` is ``pa + (va - start)``; with "repeat"
     it is ``pa + (va - start) % pa_period`` (the same frames mapped again
-    and again, as the KASAN early shadow and the ESPFIX area do).  ``fault`` is
+    and again, as the KASAN early shadow and the ESPFIX area do).  ``stride``
+    is 0, or for leaves mapped one every ``stride`` bytes (ESPFIX) the distance
+    between them: only the ``page_size`` bytes at ``start + k * stride`` are
+    mapped.  ``fault`` is
     null, or for a stretch the tables do not describe (a :class:`PtFault`)
     ``{"reason", "detail", "table_pa", "raw", "count"}`` with ``pa`` null.
     """
     if getattr(r, "reason", None) is not None:
         return {"start": hexa(r.start), "end": hexa(r.end), "pa": None, "page_size": None,
                 "level": r.level, "flags": [], "table_flags": [], "permissions": None, "pa_rule": None,
-                "pa_period": 0, "region": r.region.kind, "owner": None,
+                "pa_period": 0, "stride": 0, "region": region_json(r.region), "owner": None,
                 "fault": {"reason": r.reason, "detail": r.detail, "table_pa": hexa(r.table_pa),
                           "raw": hexa(r.raw), "count": r.count}}
+    record = getattr(r, "owner_record", None)
     return {"start": hexa(r.start), "end": hexa(r.end), "pa": hexa(r.pa), "page_size": r.page_size,
             "level": r.level, "flags": list(r.flags), "table_flags": list(r.table_flags),
-            "permissions": r.permissions.short(), "pa_rule": r.pa_rule, "pa_period": r.pa_period,
-            "region": r.region.kind, "owner": r.owner, "fault": None}
+            "permissions": permissions_json(r.permissions), "pa_rule": r.pa_rule, "pa_period": r.pa_period,
+            "stride": r.stride, "region": region_json(r.region), "owner": owner_json(record if record is not None else r.owner,
+                                                                 r.start),
+            "fault": None}
 
 
 def fault_line(f) -> str:
@@ -287,11 +358,20 @@ def ptdump_text(ranges) -> List[str]:
     return lines
 
 
+def _evidence_json(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_evidence_json(v) for v in value]
+    if hasattr(value, "kind") and hasattr(value, "start_source"):  # a layout Region
+        return region_json(value)
+    return value
+
+
 def finding_json(f) -> Dict[str, Any]:
-    """One audit finding: rule, severity, kind, start, end, pa, owner, explanation, evidence."""
+    """One audit finding: rule, severity, kind, start, end, pa, owner, explanation, evidence
+    (its values as given, a layout region as the region object)."""
     return {"rule": f.rule, "severity": f.severity, "kind": f.kind, "start": hexa(f.start),
-            "end": hexa(f.end), "pa": hexa(f.pa), "owner": f.owner, "explanation": f.explanation,
-            "evidence": {k: (list(v) if isinstance(v, tuple) else v) for k, v in f.evidence}}
+            "end": hexa(f.end), "pa": hexa(f.pa), "owner": owner_json(f.owner), "explanation": f.explanation,
+            "evidence": {k: _evidence_json(v) for k, v in f.evidence}}
 
 
 def audit_text(report) -> List[str]:

@@ -26,8 +26,9 @@ def test_audit_jsonl_reports_the_planted_global_and_exits_1(capsys):
     lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
     assert status == 1
     hits = [f for f in lines if f["start"] == probe["bogus_global"]["va"]]
-    assert hits and hits[0]["severity"] == "high" and "kmemdbg_probe" in hits[0]["owner"]
-    assert set(hits[0]) == {"rule", "severity", "kind", "start", "end", "pa", "owner", "explanation", "evidence"}
+    assert hits and hits[0]["severity"] == "high" and "kmemdbg_probe" in hits[0]["owner"]["text"]
+    assert set(hits[0]) == {"schema", "rule", "severity", "kind", "start", "end", "pa", "owner", "explanation",
+                            "evidence"}
 
 
 def _truth():
@@ -44,10 +45,10 @@ def test_audit_clean_rule_exits_0_and_ptdump_json_keeps_the_contract(capsys):
     assert f"0x{int(wx_va, 16):016x}" in capsys.readouterr().out
     assert cli.main(["--core", SLICE, "--json", "ptdump", "--start", "ffffffffc0000000",
                      "--end", "ffffffffff000000"]) == 0
-    ranges = json.loads(capsys.readouterr().out)
+    ranges = json.loads(capsys.readouterr().out)["results"]
     assert ranges and all({"start", "end", "pa", "page_size", "level", "flags", "region", "owner"} <= set(r)
                           for r in ranges)
-    assert all(r["region"] == "module" for r in ranges)
+    assert all(r["region"]["kind"] == "module" for r in ranges)
 
 
 class _Tty(io.StringIO):

@@ -342,7 +342,7 @@ def test_ptdump_shows_a_looping_subtree_as_a_fault_range(tmp_path, x86):
 
     out = subprocess.run([sys.executable, "-m", "kmemdbg", "--core", core, "--json", "ptdump"],
                          capture_output=True, text=True, timeout=60).stdout
-    faults = [o for o in json.loads(out) if o["fault"]]
+    faults = [o for o in json.loads(out)["results"] if o["fault"]]
     start = (0xFFFF << 48) | (slot << 39)
     assert faults and int(faults[0]["start"], 16) >= start and faults[0]["fault"]["reason"] == "table-loop"
     assert int(faults[0]["end"], 16) <= start + (1 << 39)

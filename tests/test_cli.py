@@ -35,7 +35,7 @@ def test_vtop_classify_check_json_follow_the_contract():
     va = area["start"]
     rc, out, err = run("--core", SLICE, "--json", "vtop", va, "init_mm+0x40")
     assert rc == 0, err
-    objs = json.loads(out)
+    objs = json.loads(out)["results"]
     assert len(objs) == 2
     for o in objs:
         assert set(o) >= {"va", "region", "allocation", "pa", "page_size", "steps", "fault"}
@@ -45,10 +45,10 @@ def test_vtop_classify_check_json_follow_the_contract():
             assert set(s) >= {"level", "table", "index", "entry", "raw", "flags"}
     assert objs[1]["region"]["kind"] == "kernel-image"
     rc, out, err = run("--core", SLICE, "--json", "classify", va)
-    assert rc == 0 and set(json.loads(out)[0]) == {"va", "region", "allocation"}
+    assert rc == 0 and set(json.loads(out)["results"][0]) == {"va", "region", "allocation"}
     rc, out, err = run("--core", SLICE, "--json", "check", va, f"{va}=0x1000")
     assert rc == 0, err
-    checks = json.loads(out)
+    checks = json.loads(out)["results"]
     for c in checks:
         assert set(c) >= {"va", "linear_pa", "walk_pa", "claimed_pa", "verdict", "region", "explanation"}
         assert c["verdict"] in ("ok", "mismatch", "unmapped", "not-applicable")
@@ -138,9 +138,9 @@ def test_drgn_command_inside_a_real_drgn_process():
                           timeout=180)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    start = out.index("[")
-    end = out.index("\n]") + 2
-    check = json.loads(out[start:end])[0]
+    start = out.index("{")
+    end = out.index("\n}") + 2
+    check = json.loads(out[start:end])["results"][0]
     assert check["region"]["kind"] == "vmalloc" and check["verdict"] in ("mismatch", "unmapped")
     assert "kmemdbg: unknown symbol 'no_such_symbol'" in out
 

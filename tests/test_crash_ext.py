@@ -63,7 +63,7 @@ def cli_json(kind: str, argv):
     out = io.StringIO()
     with redirect_stdout(out), redirect_stderr(io.StringIO()):
         cli.main(["--json", *argv], kernel=_CLI[path])
-    return json.loads(out.getvalue())
+    return json.loads(out.getvalue())["results"]
 
 
 class Session:
@@ -92,7 +92,7 @@ class Session:
     def json(self, name):
         items = []
         for text in self.outputs(name):
-            items += json.loads(text)
+            items += json.loads(text)["results"]
         return items
 
 
@@ -201,7 +201,7 @@ def test_pipes_and_redirection_inside_crash():
         with open(text_file) as f:
             text = f.read()
         with open(json_file) as f:
-            audit = json.load(f)
+            audit = json.load(f)["results"]
     import kmemdbg
     from kmemdbg import cli
 
@@ -300,11 +300,11 @@ def test_6_12_dumps_inside_crash_equal_command_line_and_flag_arithmetic(recipe):
         got = {}
         for c, path in files.items():
             with open(path) as f:
-                got[c] = json.load(f)
+                got[c] = json.load(f)["results"]
     k = kmemdbg.open(core=dump)
     for command in ("vtop", "check"):
         out = io.StringIO()
         with redirect_stdout(out), redirect_stderr(io.StringIO()):
             cli.main(["--json", command, *vas], kernel=k)
-        assert got[command] == json.loads(out.getvalue())
+        assert got[command] == json.loads(out.getvalue())["results"]
     assert got["cross"][0]["crash"]["reason"] == "arithmetic-for-unmapped"

@@ -53,7 +53,7 @@ for i in range(0, len(args["vas"]), 150):
     chunk = args["vas"][i:i + 150]
     try:
         text = gdb.execute("kmemdbg --json vtop " + " ".join(chunk), to_string=True)
-        out += json.loads(text)
+        out += json.loads(text)["results"]
     except gdb.error as err:
         errors.append(str(err))
         break
@@ -193,7 +193,7 @@ def _check(recipe_name: str, tmp_path):
     cli = subprocess.run([sys.executable, "-m", "kmemdbg", "--core", core, "--json", "vtop", *vas],
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert cli.returncode == 0, cli.stderr
-    want = json.loads(cli.stdout)
+    want = json.loads(cli.stdout)["results"]
     differ = [(a["va"], a, b) for a, b in zip(got["vtop"], want)
               if json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True)]
     assert not differ, f"{len(differ)} of {len(vas)} differ; first: {differ[0]}"

@@ -157,7 +157,7 @@ def _cli_json(path, argv):
     out = io.StringIO()
     with redirect_stdout(out):
         assert cli.main(["--core", path, "--json"] + argv) == 0
-    return json.loads(out.getvalue())
+    return json.loads(out.getvalue())["results"]
 
 
 @pytest.mark.parametrize("make", [_x86_link, _arm64_link], ids=["x86_64-6.12-l4", "arm64-6.12-lpa2"])
@@ -166,7 +166,7 @@ def test_vtop_over_the_fake_stub_equals_the_cli_on_the_same_slice(make):
     vas = _samples(truth)
     status, text = run(LiveTarget(link), ["vtop", "--json"] + vas)
     assert status == 0, text
-    got, want = json.loads(text), _cli_json(path, ["vtop"] + vas)
+    got, want = json.loads(text)["results"], _cli_json(path, ["vtop"] + vas)
     assert [_walk_part(o) for o in got] == [_walk_part(o) for o in want]
     # A slice carries its BTF in an ELF note, which a gdbstub has no way to
     # show, so module names (which refine arm64 regions) are compared live only.
@@ -183,7 +183,7 @@ def test_layout_over_the_fake_stub_names_where_vmcoreinfo_was_found():
     assert status == 0, text
     assert f"VMCOREINFO at pa 0x{NOTE_PA:x}, found by scan of guest physical memory" in " ".join(text.split())
     status, js = run(LiveTarget(_x86_link()[0]), ["--json", "layout"])
-    assert json.loads(js)[0]["regions"] == _cli_json(path, ["layout"])[0]["regions"]
+    assert json.loads(js)["results"][0]["regions"] == _cli_json(path, ["layout"])[0]["regions"]
 
 
 def test_not_connected_is_one_line_and_sends_no_packet():
@@ -297,7 +297,7 @@ def test_ptdump_over_the_fake_stub_equals_the_cli_on_the_same_slice():
     link, path, _ = _x86_link()
     status, text = run(LiveTarget(link), ["--json", "ptdump"])
     assert status == 0, text
-    got, want = json.loads(text), _cli_json(path, ["ptdump"])
+    got, want = json.loads(text)["results"], _cli_json(path, ["ptdump"])
     assert len(got) > 100
     # Owners come from allocations, which a slice keeps in an ELF note (see above).
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("owner", "allocation")} for r in rows]  # noqa: E731

@@ -62,7 +62,7 @@ def test_user_walk_of_init_agrees_with_drgn(dump):
     out = subprocess.run([sys.executable, "-m", "kmemdbg", "--core", dump.path, "--json", "vtop",
                           "--pid", str(pid), hex(vas[0])], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)[0]["pa"] == hex(walker.walk(vas[0]).pa)
+    assert json.loads(out.stdout)["results"][0]["pa"] == hex(walker.walk(vas[0]).pa)
 
 
 @pytest.mark.real

@@ -116,7 +116,7 @@ def rule_addresses(kernel, lines: Iterable[str], errors: List[Tuple[str, str]]) 
         ev = (("verdict", c.verdict), ("linear_pa", None if c.linear_pa is None else f"0x{c.linear_pa:x}"),
               ("walk_pa", None if c.walk_pa is None else f"0x{c.walk_pa:x}"),
               ("claimed_pa", None if c.claimed_pa is None else f"0x{c.claimed_pa:x}"),
-              ("region", c.region.kind), ("branch", c.branch), ("debug_virtual", c.debug_virtual),
+              ("region", c.region), ("branch", c.branch), ("debug_virtual", c.debug_virtual),
               ("bogus_pa_holds", c.bogus))
         out.append(Finding("addresses", _SEVERITY.get(c.verdict, "info"), c.verdict, va, va + 1,
                            c.walk_pa, owner, c.explanation, ev))

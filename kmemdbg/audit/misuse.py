@@ -356,7 +356,7 @@ class _Judge:
         return Finding(RULE, sev, "bogus-pa" if form == PA_FORM else "bogus-page", word_va, end, word_pa, owner,
                        text,
                        (("form", form), ("memory_kind", span.kind), ("value", f"0x{value:x}"),
-                        ("source_va", f"0x{source_va:x}"), ("source_region", region),
+                        ("source_va", f"0x{source_va:x}"), ("source_region", layout.region_of(source_va)),
                         ("branch", arith.branch if form == PA_FORM else _page_branch(layout, source_va, self.forms)),
                         ("true_pa", f"0x{src.true_pa + (value % page if form == PA_FORM else 0):x}"),
                         ("points_at", points), ("word_pa", f"0x{word_pa:x}"),

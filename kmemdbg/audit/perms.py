@@ -36,7 +36,7 @@ def _range_text(p: Piece) -> str:
 
 def _evidence(ctx: AuditContext, p: Piece, perms) -> Tuple[Tuple[str, object], ...]:
     return (("level", ctx.level_name(p)), ("permissions", perms.short()),
-            ("region", p.region.kind), ("pages", (p.end - p.start) // ctx.leaf_size(p)))
+            ("region", p.region), ("pages", (p.end - p.start) // ctx.leaf_size(p)))
 
 
 def rule_wx(ctx: AuditContext) -> List[Finding]:

@@ -121,10 +121,10 @@ def _cross_check(child: Child, args, out_text: str) -> str:
     vas = [parse_address(a.partition("=")[0], kernel) for a in args.addresses]
     verdicts = [crash_verdict(kernel, va, child.link.kvtop(va)) for va in vas]
     if json_mode:
-        items = json.loads(out_text)
-        for item, verdict in zip(items, verdicts):
+        doc = json.loads(out_text)  # the kmemdbg/1 envelope
+        for item, verdict in zip(doc["results"], verdicts):
             item["crash"] = verdict
-        return json.dumps(items, indent=1) + "\n"
+        return json.dumps(doc, indent=1) + "\n"
     lines = [out_text.rstrip("\n"), ""]
     for va, v in zip(vas, verdicts):
         tag = "agrees" if v["agrees"] else (v["reason"] or "no answer")
