@@ -50,7 +50,9 @@ _PERCPU_SYM = re.compile(r"\((?P<sym>[^+()\s]+)\+0x(?P<off>[0-9a-f]+)(?:/0x[0-9a
 class SearchHit:
     """A stored word equal to the value under the mask: where it is (``va``, None when the
     word has no known virtual address; ``pa``), the ``value`` stored, the kind of ``memory``
-    (a memkinds kind or the region kind) and the ``owner`` of the word's location."""
+    (a memkinds kind, the region kind, or ``ram`` in the physical scope) and the ``owner``
+    of the word's location.  A physical hit's ``va`` is the kernel mapping whose owner is
+    known (a module or vmalloc mapping of the frame), else the frame's linear-map address."""
 
     va: Optional[int]
     pa: int
@@ -234,6 +236,14 @@ def _hit(kernel, ctx, run: _Run, pa: int, word: int) -> SearchHit:
     span = run.span
     if span is None or span.kind in ("image", "module", "vmalloc", "slab"):
         owner = owner_of_va(kernel, va) if va is not None else None
+    if owner is None and run.va is None and span is None:
+        # a physical hit: a frame the linear map owns nothing in may be a module's or a
+        # vmalloc area's, mapped elsewhere (the inverted sweep, built once, says where)
+        for m in kernel.phys_to_virts(pa):
+            got = owner_of_va(kernel, m.va) if m.region.kind != "linear" else None
+            if got is not None:
+                va, owner = m.va, got
+                break
     if owner is None and span is not None:
         owner = _memory_owner(ctx, span, pa, va)
     return SearchHit(va, pa, word, run.memory, owner)

@@ -564,3 +564,26 @@ def test_rd_and_search_json_follow_their_schemas(dump):
         validator = jsonschema.Draft202012Validator(schema, registry=registry)
         for item in items(out):
             validator.validate(item)
+
+
+@pytest.mark.parametrize("dump", [d for d in FULL if d.recipe in ("x86_64-6.12-l4", "arm64-6.12-lpa2")],
+                         ids=lambda d: d.id)
+def test_search_of_all_ram_names_the_module_mapping_of_a_module_word(dump):
+    """A planted module word found in physical RAM is named by the module mapping of its
+    frame (not the linear alias, which owns nothing): drgn reads the value at both the hit's
+    pa (physically) and the probe's word (virtually)."""
+    k, prog, truth = opened(dump)
+    p = next((p for p in plants(truth) if p["kind"] == "module-data" and not p["control"]), None)
+    if p is None:
+        pytest.skip("no module plant")
+    value = int(p["value"], 16)
+    rc, out, err = run(k, "--json", "search", p["value"], "--physical", "--limit", "50")
+    assert rc == 0, err
+    (item,) = items(out)
+    assert item["scope"] == "physical" and not item["truncated"]
+    for h in item["hits"]:
+        assert drgn_read(prog, int(h["pa"], 16), 8, physical=True) == value.to_bytes(8, "little")
+    hit = next((h for h in item["hits"] if h["va"] == p["word_va"]), None)
+    assert hit is not None, [h["va"] for h in item["hits"]]
+    assert hit["owner"]["kind"] == "module" and hit["owner"]["module"] == "kmemdbg_probe"
+    assert drgn_read(prog, int(p["word_va"], 16), 8) == value.to_bytes(8, "little")
