@@ -178,7 +178,7 @@ def run(target: LiveTarget, argv: List[str]) -> Tuple[int, str]:
 def help_text() -> str:
     """``help kmemdbg`` in gdb: the synopsis and every command gdb offers."""
     return "\n".join((
-        "kmemdbg [--json] COMMAND ARGS: kernel addresses of the attached QEMU guest.",
+        "kmemdbg [--json] COMMAND ARGS: kernel addresses of the attached guest",
         "",
         "Reads the guest's page tables physically through QEMU's gdbstub and prints",
         "what the kmemdbg command line prints for a dump of the same guest.",
