@@ -27,6 +27,9 @@ EXAMPLES: Dict[str, Tuple[str, ...]] = {
     "audit": ("audit --rule wx --rule text-rw --fail-on high",
               "audit --rule addresses --addresses list.txt --jsonl"),
     "demo": ("demo",),
+    "page": ("page ffff8c1782409b40", "page --pfn 2409", "page --pa 0x2409000",
+             "page --page fffff57cc0090240", "page --json init_mm"),
+    "vmap": ("vmap", "vmap ffffd3614000d000", "vmap --json"),
 }
 
 #: Commands whose output shows permissions, flags and table flags (the legend applies).

@@ -32,7 +32,7 @@ def _kind_words(info) -> str:
 
 def page_line(info) -> str:
     """One line for vtop: the frame's struct page, pfn and what it is."""
-    what = _kind_words(info) if info.readable else "not readable here"
+    what = (_kind_words(info) or f"refcount {_num(info.refcount)}") if info.readable else "not readable here"
     where = addr(info.page_va) if info.page_va is not None else "unknown"
     return f"struct page {where}  pfn 0x{info.pfn:x}  {what}".rstrip()
 

@@ -449,3 +449,31 @@ def test_bad_page_and_vmap_arguments_give_one_line_naming_the_cause(argv, messag
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("kmemdbg: ") and message in lines[0], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def _in_session(kernel, *argv):
+    """(status, stdout, stderr) of one command line on ``kernel`` (the drgn front end's parser)."""
+    import io
+
+    from kmemdbg.commands.execute import execute
+    from kmemdbg.commands.table import parse
+
+    args, _ = parse("drgn", list(argv))
+    out, err = io.StringIO(), io.StringIO()
+    status = execute(args, lambda: kernel, out, err)
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("dump", DUMPS, ids=[d.id for d in DUMPS])
+def test_vtop_shows_the_struct_page_of_the_frame_as_the_guest_names_it(dump):
+    k = _kernel(dump)
+    p = next(p for p in _plants(dump) if p["source_region"] == "vmalloc" and p.get("source_page"))
+    status, out, err = _in_session(k, "vtop", p["source_va"])
+    assert status == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("  PAGE: "))
+    assert f"struct page 0x{_hex(p, 'source_page'):016x}  pfn 0x{_hex(p, 'source_pfn'):x}" in line
+    status, out, err = _in_session(k, "--json", "vtop", p["source_va"], "0x1000")
+    first, second = json.loads(out)["results"]
+    assert first["page"]["pfn"] == _hex(p, "source_pfn") and first["page"]["page"] == p["source_page"]
+    assert "mappings" not in first["page"]
+    assert second.get("page") is None          # not mapped: no frame
