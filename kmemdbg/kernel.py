@@ -297,7 +297,7 @@ class Kernel(Session):
         return Allocation("image-section", sec.name, sec.start, sec.end, detail=self.symbols.name_of(va) or "")
 
     def _slab_allocation(self, va: int) -> Optional[Allocation]:
-        pa = self.walker.walk(va).pa
+        pa = self.walker.translate_one(va)[0]
         if pa is None:
             return None
         obj = self.slabs().object_of(pa)

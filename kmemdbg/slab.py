@@ -20,6 +20,10 @@ from .linux.page import PageOffsets, page_type_is  # noqa: F401 - page_type_is r
 from .linux.slab import SlabMarks, is_slab_page
 
 
+#: vmemmap pages (of struct pages) one :class:`Slabs` keeps: 4096 pages of 4 KiB describe 1 GiB.
+VMEMMAP_PAGES_KEPT = 4096
+
+
 @dataclass(frozen=True)
 class SlabObject:
     """The slab object holding a physical address: cache name, object start (physical), stride."""
@@ -44,6 +48,7 @@ class Slabs:
         self.head_off = offsets.compound_head if offsets.compound_head is not None else 8
         self.marks = SlabMarks.from_vmcoreinfo(info)
         self._caches: Dict[int, Tuple[Optional[str], Optional[int]]] = {}
+        self._vmemmap: Dict[int, bytes] = {}     # vmemmap page va -> its bytes ("" unreadable)
         self._btf_offsets: Optional[Tuple[int, int, int]] = None
         objs = kernel.objects()
         if objs is not None:
@@ -55,10 +60,29 @@ class Slabs:
                 self._btf_offsets = None
 
     def _struct_page(self, pfn: int) -> Optional[bytes]:
+        """Frame ``pfn``'s struct page (``page_struct`` bytes), None when it cannot be read.
+
+        The array is read a page of vmemmap at a time and kept (at most
+        :data:`VMEMMAP_PAGES_KEPT` pages): neighbouring frames share it.
+        """
         if self.vmemmap is None:
             return None
-        try:
-            return self.kernel.read(self.vmemmap + pfn * self.page_struct, self.page_struct)
+        va = self.vmemmap + pfn * self.page_struct
+        base = va - va % self.page_size
+        chunk = self._vmemmap.get(base)
+        if chunk is None:
+            if len(self._vmemmap) >= VMEMMAP_PAGES_KEPT:
+                self._vmemmap.clear()
+            try:
+                chunk = self.kernel.read(base, self.page_size)
+            except KmemdbgError:
+                chunk = b""
+            self._vmemmap[base] = chunk
+        off = va - base
+        if off + self.page_struct <= len(chunk):
+            return chunk[off:off + self.page_struct]
+        try:   # an entry that straddles two vmemmap pages, or a page that could not be read whole
+            return self.kernel.read(va, self.page_struct)
         except KmemdbgError:
             return None
 
