@@ -69,6 +69,7 @@ class ClassifyResult:
 class Translation:
     walk: Any                   # kmemdbg.walk.Walk of the va
     classification: Any
+    page: Any = None            # kmemdbg.pageinfo.PageInfo of the frame (no sweeps), or None
 
 
 @dataclass(frozen=True)
@@ -143,8 +144,22 @@ def call_vtop(inv: Invocation) -> VtopResult:
 
     def one(a: str) -> Translation:
         va = parse_address(a, k)
-        return Translation((user or k.walker).walk(va), k.classify(va))
+        walk = (user or k.walker).walk(va)
+        return Translation(walk, k.classify(va), frame_page(k, walk.pa))
     return VtopResult(each_argument(args.addresses, one))
+
+
+def frame_page(k, pa: Optional[int]):
+    """vtop's struct page line: the :class:`~kmemdbg.pageinfo.PageInfo` of the frame holding
+    physical ``pa`` without the table sweeps, or None (no pa, or nothing known of it)."""
+    from ..pageinfo import GIVEN_PA, page_info, resolve_frame
+
+    if pa is None:
+        return None
+    try:
+        return page_info(k, resolve_frame(k, GIVEN_PA, pa), mappings=False, tables=False)
+    except KmemdbgError:        # beyond the end of RAM (MMIO): no struct page to show
+        return None
 
 
 def call_check(inv: Invocation) -> CheckResult:

@@ -62,8 +62,8 @@ def render_classify(result: calls.ClassifyResult, inv: calls.Invocation) -> Outp
 
 
 def render_vtop(result: calls.VtopResult, inv: calls.Invocation) -> Output:
-    return _per_argument(inv, result.translations, lambda t: render.vtop_json(t.walk, t.classification),
-                         lambda t: render.vtop_text(t.walk, t.classification))
+    return _per_argument(inv, result.translations, lambda t: render.vtop_json(t.walk, t.classification, t.page),
+                         lambda t: render.vtop_text(t.walk, t.classification, t.page))
 
 
 def render_check(result: calls.CheckResult, inv: calls.Invocation) -> Output:

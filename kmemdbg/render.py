@@ -155,14 +155,17 @@ def classify_json(cls) -> Dict[str, Any]:
             "allocation": allocation_json(cls.allocation)}
 
 
-def vtop_json(walk: Walk, cls) -> Dict[str, Any]:
-    """The ``vtop`` object of the JSON contract."""
+def vtop_json(walk: Walk, cls, page=None) -> Dict[str, Any]:
+    """The ``vtop`` object of the JSON contract (``page``: the frame's PageInfo, or None)."""
+    from .render_page import page_json
+
     out = walk_json(walk)
     return {"va": out["va"], "region": region_json(cls.region),
             "allocation": allocation_json(cls.allocation), "pa": out["pa"],
             "page_size": out["page_size"], "steps": out["steps"],
             "fault": None if walk.fault is None else {"level": walk.fault.level, "reason": walk.fault.reason},
-            "permissions": out["permissions"]}
+            "permissions": out["permissions"],
+            "page": None if page is None else page_json(page, with_mappings=False)}
 
 
 def check_json(check) -> Dict[str, Any]:
@@ -228,10 +231,12 @@ def classify_text(cls) -> List[str]:
     return lines
 
 
-def vtop_text(walk: Walk, cls) -> List[str]:
+def vtop_text(walk: Walk, cls, page=None) -> List[str]:
+    from .render_page import page_line
+
     lines = wrap(f"region: {region_line(cls.region)}", "")
     lines += allocation_lines(cls.allocation)
-    return lines + walk_text(walk)
+    return lines + walk_text(walk) + (wrap(f"PAGE: {page_line(page)}", "  ", "    ") if page is not None else [])
 
 
 def check_text(check) -> List[str]:
