@@ -13,8 +13,9 @@ used does not grow with the dump):
 ``virtual``
     every mapped byte of kernel virtual ``[start, end)``, from the audit's one
     sweep of the kernel tables (:class:`kmemdbg.audit.context.AuditContext`).
-    A range that maps the same frames again and again (the KASAN shadow's
-    zero page) is searched once per repeat period and said so in ``notes``.
+    Each physical byte is searched once, at its first address in the range
+    (ESPFIX maps one stack page 65536 times; the KASAN shadow one zero page
+    for terabytes), and ``notes`` say how many bytes were such aliases.
 ``physical``
     physical ``[start, end)`` (default all RAM) inside the RAM ranges.
 
@@ -192,19 +193,33 @@ def search(kernel, value: int, mask: Optional[int] = None, width: int = 8, start
             if a < b and not scanner.truncated:
                 scanner.scan(_Run(a, None, b - a, "ram"))
     elif start is not None:
+        from .audit.memkinds import Claimed
+
         scope = VIRTUAL
         pieces = ctx.pieces_in(start, end)
-        covered = 0
+        covered = sum(min(end, p.end) - max(start, p.start) for p in pieces)
+        seen = Claimed(1)             # physical bytes searched so far: aliases are searched once
+        aliased = 0
         for p in pieces:
             if scanner.truncated:
                 break
             a, b = max(start, p.start), min(end, p.end)
-            covered += b - a
             if p.period and b - a > p.period:
                 notes.append(f"0x{p.start:x}-0x{p.end:x} maps the same {p.period} bytes again every "
                              f"0x{p.period:x} bytes: searched once, at 0x{a:x}")
                 b = a + p.period
-            scanner.scan(_Run(p.pa_at(a), a, b - a, p.region.kind))
+            pa = p.pa_at(a)
+            cut = pa
+            for lo, hi in seen.overlaps(pa, pa + (b - a)):
+                if lo > cut:
+                    scanner.scan(_Run(cut, a + (cut - pa), lo - cut, p.region.kind))
+                aliased += hi - lo
+                cut = max(cut, hi)
+            if cut < pa + (b - a) and not scanner.truncated:
+                scanner.scan(_Run(cut, a + (cut - pa), pa + (b - a) - cut, p.region.kind))
+            seen.add(pa, pa + (b - a))
+        if aliased:
+            notes.append(f"{aliased} bytes alias frames searched once, at their first address")
         if covered < end - start:
             notes.append(f"{end - start - covered} bytes of the range are not mapped in the kernel tables")
     else:

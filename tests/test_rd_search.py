@@ -587,3 +587,26 @@ def test_search_of_all_ram_names_the_module_mapping_of_a_module_word(dump):
     assert hit is not None, [h["va"] for h in item["hits"]]
     assert hit["owner"]["kind"] == "module" and hit["owner"]["module"] == "kmemdbg_probe"
     assert drgn_read(prog, int(p["word_va"], 16), 8) == value.to_bytes(8, "little")
+
+
+@pytest.mark.parametrize("dump", [d for d in FULL if d.recipe.startswith("x86_64-")], ids=lambda d: d.id)
+def test_search_of_espfix_reads_its_one_stack_page_once(dump):
+    """ESPFIX maps each CPU's stack page thousands of times: a search of the whole region reads
+    each frame once and says the rest are aliases; drgn reads every hit's value there."""
+    k, prog, truth = opened(dump)
+    region = next((r for r in k.layout.regions if r.kind == "espfix"), None)
+    if region is None:
+        pytest.skip(f"{dump.id}: no ESPFIX region")
+    rc, out, err = run(k, "--json", "search", "0x1234567887654321", "--start", hex(region.start),
+                       "--end", hex(region.end))
+    assert rc == 0, err
+    (item,) = items(out)
+    assert item["scanned_bytes"] <= 64 * k.tables.format.page_size
+    assert any("alias frames searched once" in n for n in item["notes"])
+    rc, out, err = run(k, "--json", "search", "0", "--start", hex(region.start), "--end", hex(region.end),
+                       "--limit", "600")
+    (item,) = items(out)
+    assert item["hits"]
+    for h in item["hits"]:
+        assert drgn_read(prog, int(h["va"], 16), 8) == bytes(8)
+        assert drgn_read(prog, int(h["pa"], 16), 8, physical=True) == bytes(8)
