@@ -87,7 +87,9 @@ def render_ptdump(result: calls.PtdumpResult, inv: calls.Invocation) -> Output:
     more = _incomplete(inv, render.ptdump_faults_line(result.faults)) if result.faults else {}
     if inv.as_json:
         return Output(json_items=(render.ptrange_json(r) for r in result.ranges), **more)
-    return Output(text="\n".join(render.ptdump_text(result.ranges)), **more)
+    return Output(text="\n".join(render.ptdump_text(result.ranges, wide=getattr(inv.args, "wide", False),
+                                                     all_ranges=getattr(inv.args, "all_ranges", False))),
+                  **more)
 
 
 def render_audit(result, inv: calls.Invocation) -> Output:

@@ -83,7 +83,10 @@ COMMANDS: Tuple[Command, ...] = (
     Command("ptdump", "the kernel page tables as merged ranges, like the kernel's ptdump", (
         arg("--start", metavar="VA", help="first virtual address (default: the kernel half)"),
         arg("--end", metavar="VA", help="end virtual address, exclusive"),
-        arg("--pid", type=int, help="the user page tables of this task (default: the kernel's)")),
+        arg("--pid", type=int, help="the user page tables of this task (default: the kernel's)"),
+        arg("--wide", action="store_true", help="one line per range, however long (default: 80 columns)"),
+        arg("--all", dest="all_ranges", action="store_true",
+            help="every range, also of the regions summarised by a count (ESPFIX)")),
         calls.call_ptdump, renderers.render_ptdump, _EVERYWHERE),
     Command("audit", "W+X, aliases, linear/vmalloc integrity, virt_to_phys misuse", (
         arg("--rule", action="append", metavar="NAME",

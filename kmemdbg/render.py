@@ -309,7 +309,7 @@ def ptrange_json(r) -> Dict[str, Any]:
 def fault_line(f) -> str:
     """One text line for a fault range of a ptdump."""
     more = f" (x{f.count})" if f.count > 1 else ""
-    return (f"{addr(f.start)}-{addr(f.end)} {size_text(f.size):>6} {f.level:<4} fault: {f.reason}{more} "
+    return (f"{addr(f.start)}-{addr(f.end)} {human_size(f.size):>5} {f.level:<3} fault: {f.reason}{more} "
             f"(table pa 0x{f.table_pa:x}): {f.detail}")
 
 
@@ -324,42 +324,68 @@ def ptdump_faults_line(faults) -> str:
             f"table pa 0x{first.table_pa:x}): what is under them is not shown")
 
 
-def ptdump_text(ranges) -> List[str]:
-    """Kernel-ptdump-like lines with ``---[ region ]---`` markers."""
+def human_size(size: Optional[int]) -> str:
+    """A size in bytes in at most 5 characters: ``4K``, ``608K``, ``1.4M``, ``16M``, ``512G``."""
+    if size is None:
+        return "-"
+    for unit, name in ((1 << 50, "P"), (1 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")):
+        if size >= unit:
+            whole, rest = divmod(size, unit)
+            if rest == 0 or whole >= 100:
+                return f"{whole}{name}" if rest == 0 else f"{round(size / unit)}{name}"
+            return f"{size / unit:.1f}{name}".replace(".0" + name, name)
+    return f"{size}B"
+
+
+#: Width of the text views of ptdump by default.
+TEXT_COLUMNS = 80
+
+
+def _ptrange_line(r, wide: bool) -> List[str]:
+    pa = f"pa 0x{r.pa:x}" + ("" if r.pa_rule == "linear" else f" ({r.pa_rule})")
+    head = f"{addr(r.start)}-{addr(r.end)} {human_size(r.size):>5} {r.level:<3} {r.permissions.short()}"
+    flags = " ".join(r.flags) + (" [" + " ".join(r.table_flags) + "]" if r.table_flags else "")
+    core = f"{head} {flags} {pa}"
+    line = core + (f"  {r.owner}" if r.owner else "")
+    if wide or len(line) <= TEXT_COLUMNS:
+        return [line]
+    if len(core) <= TEXT_COLUMNS:
+        first, rest = core, r.owner or ""
+    else:
+        first, rest = f"{head} {pa}", flags + (f"  {r.owner}" if r.owner else "")
+    return [first] + textwrap.wrap(rest, TEXT_COLUMNS, initial_indent=" " * 6, subsequent_indent=" " * 8,
+                                   break_on_hyphens=False)
+
+
+def ptdump_text(ranges, wide: bool = False, all_ranges: bool = False) -> List[str]:
+    """Kernel-ptdump-like lines with ``---[ region ]---`` markers, within TEXT_COLUMNS unless
+    ``wide`` (a range's flags or owner go on an indented line after it); regions the kernel's
+    ptdump summarises (PTDUMP_MAX_LINES) print their first ranges and a count unless ``all_ranges``."""
     lines: List[str] = []
     marker = None
     shown = skipped = 0
+
+    def summary() -> None:
+        if skipped:
+            lines.append(f"... {skipped} ranges skipped (--all shows them) ...")
     for r in ranges:
         name = f"{r.region.kind}: {r.region.name}"
-        if getattr(r, "reason", None) is not None:
-            if name != marker:
-                if skipped:
-                    lines.append(f"... {skipped} ranges skipped ...")
-                lines.append(f"---[ {name} ]---")
-                marker, shown, skipped = name, 0, 0
-            lines.append(fault_line(r))
-            continue
         if name != marker:
-            if skipped:
-                lines.append(f"... {skipped} ranges skipped ...")
+            summary()
             lines.append(f"---[ {name} ]---")
             marker, shown, skipped = name, 0, 0
-        limit = PTDUMP_MAX_LINES.get(r.region.kind)
+        if getattr(r, "reason", None) is not None:
+            line = fault_line(r)
+            lines += [line] if wide or len(line) <= TEXT_COLUMNS else textwrap.wrap(
+                line, TEXT_COLUMNS, subsequent_indent=" " * 6, break_on_hyphens=False)
+            continue
+        limit = None if all_ranges else PTDUMP_MAX_LINES.get(r.region.kind)
         if limit is not None and shown >= limit:
             skipped += 1
             continue
         shown += 1
-        pa = f"pa 0x{r.pa:x}" + ("" if r.pa_rule == "linear" else f" ({r.pa_rule})")
-        line = (f"{addr(r.start)}-{addr(r.end)} {size_text(r.size):>6} {r.level:<4} "
-                f"{r.permissions.short()} {' '.join(r.flags)}")
-        if r.table_flags:
-            line += " [" + " ".join(r.table_flags) + "]"
-        line += f"  {pa}"
-        if r.owner:
-            line += f"  {r.owner}"
-        lines.append(line)
-    if skipped:
-        lines.append(f"... {skipped} ranges skipped ...")
+        lines += _ptrange_line(r, wide)
+    summary()
     return lines
 
 
