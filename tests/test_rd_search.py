@@ -541,29 +541,30 @@ def test_rd_and_search_from_the_command_line():
 @pytest.mark.parametrize("dump", [d for d in DUMPS if d.recipe in ("x86_64-6.12-l4", "arm64-6.12-lpa2")],
                          ids=lambda d: d.id)
 def test_rd_and_search_json_follow_their_schemas(dump):
-    jsonschema = pytest.importorskip("jsonschema")
-    from kmemdbg import __file__ as pkg
+    """The published schemas (kmemdbg/schemas/rd.json, search.json), closed (no undocumented
+    key), through the independent jsonschema package."""
+    pytest.importorskip("jsonschema")
+    from kmemdbg import schema
 
-    here = os.path.join(os.path.dirname(pkg), "schemas")
-    if not os.path.exists(os.path.join(here, "common.json")):
-        pytest.skip("kmemdbg/schemas/common.json not there yet")
-    from referencing import Registry, Resource
-
-    registry = Registry()
-    for name in os.listdir(here):
-        with open(os.path.join(here, name)) as f:
-            registry = registry.with_resource(name, Resource.from_contents(json.load(f)))
     k, prog, truth = opened(dump)
-    va = plants(truth)[0]["src_word_va"] if plants(truth) else "init_task"
-    for command, argv in (("rd", ["rd", va, "16"]), ("rd", ["rd", "-32", va, "8"]),
-                          ("search", ["search", plants(truth)[0]["value"]]),
-                          ("search", ["search", "0", "--limit", "2"])):
+    p = next((p for p in plants(truth) if drgn_read(prog, int(p["src_word_va"], 16), 16) is not None), None)
+    if p is None:
+        pytest.skip(f"{dump.id}: no planted word readable")
+    guard = next((a for a in truth.get("vmalloc_areas") or [] if a["flags"] == ["vmalloc"]), None)
+    runs = [("rd", ["rd", p["src_word_va"], "16"]), ("rd", ["rd", "-32", p["src_word_va"], "8"]),
+            ("rd", ["rd", "-8", "-a", p["word_va"], "9"]), ("search", ["search", p["value"]]),
+            ("search", ["search", "0", "--limit", "2"]),
+            ("search", ["search", "0", "--mask", "0xff", "--width", "4", "--start", p["word_va"],
+                        "--end", hex(int(p["word_va"], 16) + 0x100)])]
+    end = int(guard["end"], 16) - k.tables.format.page_size if guard is not None else None
+    if end is not None and drgn_read(prog, end - 8, 8) is not None:
+        runs.append(("rd", ["rd", hex(end - 8), "2"]))      # stops at the guard page
+    for command, argv in runs:
         rc, out, err = run(k, "--json", *argv)
-        with open(os.path.join(here, f"{command}.json")) as f:
-            schema = json.load(f)
-        validator = jsonschema.Draft202012Validator(schema, registry=registry)
-        for item in items(out):
-            validator.validate(item)
+        assert rc in (0, 1), err
+        doc = json.loads(out)
+        assert not schema.errors(command, doc, strict=True), (argv, schema.errors(command, doc, strict=True))
+        assert doc["command"] == command and len(doc["results"]) == 1
 
 
 @pytest.mark.parametrize("dump", [d for d in FULL if d.recipe in ("x86_64-6.12-l4", "arm64-6.12-lpa2")],
