@@ -19,14 +19,14 @@ from ..pageinfo import GIVEN_PA, GIVEN_PAGE, GIVEN_PFN, GIVEN_VA, page_info, res
 from ..parse import parse_address, parse_number
 from ..render_page import page_json, page_text, vmap_json, vmap_text
 from ..vmapinfo import VmapListing, vmap_listing
-from .calls import Invocation
-from .renderers import Output
+from .calls import ArgumentError, Invocation, each_argument
+from .renderers import Output, _per_argument
 from .spec import EVERYWHERE, Command, arg
 
 
 @dataclass(frozen=True)
 class PageResult:
-    pages: Tuple[Any, ...]          # kmemdbg.pageinfo.PageInfo, one per argument
+    pages: Tuple[Any, ...]          # kmemdbg.pageinfo.PageInfo or ArgumentError, per argument
 
 
 @dataclass(frozen=True)
@@ -38,22 +38,19 @@ class VmapResult:
 def call_page(inv: Invocation) -> PageResult:
     k = inv.kernel()
     given = inv.args.given or GIVEN_VA
-    out = []
-    for text in inv.args.values:
+
+    def one(text: str):
         value = parse_number(text) if given in (GIVEN_PFN, GIVEN_PA) else parse_address(text, k)
-        out.append(page_info(k, resolve_frame(k, given, value)))
-    return PageResult(tuple(out))
+        return page_info(k, resolve_frame(k, given, value))
+    return PageResult(each_argument(inv.args.values, one))
 
 
 def render_page(result: PageResult, inv: Invocation) -> Output:
-    warnings: Tuple[str, ...] = ()
-    if any(not p.mappings_complete for p in result.pages):
-        warnings = ("kmemdbg: page: some kernel tables could not be swept: mappings under them "
-                    "are not listed",)
-    more = {"warnings": warnings, "exit_status": 1 if warnings else 0}
-    if inv.as_json:
-        return Output(json_items=[page_json(p) for p in result.pages], **more)
-    return Output(text="\n\n".join("\n".join(page_text(p)) for p in result.pages), **more)
+    more: dict = {}
+    if any(not isinstance(p, ArgumentError) and not p.mappings_complete for p in result.pages):
+        more = {"warnings": ("kmemdbg: page: some kernel tables could not be swept: mappings under "
+                             "them are not listed",), "exit_status": 1}
+    return _per_argument(inv, result.pages, page_json, page_text, **more)
 
 
 def call_vmap(inv: Invocation) -> VmapResult:

@@ -28,7 +28,7 @@ SCHEMA_VERSION = "kmemdbg/1"
 #: Folder of the schema files, shipped in the package.
 SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas")
 #: Commands whose results may hold an ``argument_error`` item in place of an argument's answer.
-PER_ARGUMENT = frozenset({"classify", "vtop", "check", "ptov"})
+PER_ARGUMENT = frozenset({"classify", "vtop", "check", "ptov", "page"})
 
 
 def envelope(command: str, results: List[Any]) -> Dict[str, Any]:

@@ -477,3 +477,18 @@ def test_vtop_shows_the_struct_page_of_the_frame_as_the_guest_names_it(dump):
     assert first["page"]["pfn"] == _hex(p, "source_pfn") and first["page"]["page"] == p["source_page"]
     assert "mappings" not in first["page"]
     assert second.get("page") is None          # not mapped: no frame
+
+
+@pytest.mark.parametrize("dump", [d for d in DUMPS if d.kind == "trimmed"], ids=lambda d: d.id)
+def test_a_bad_page_argument_stands_in_its_place_and_the_others_are_answered(dump):
+    from kmemdbg import schema
+
+    k = _kernel(dump)
+    p = next(p for p in _plants(dump) if p.get("source_page"))
+    status, out, err = _in_session(k, "--json", "page", "--pfn", p["source_pfn"], "fffffffffff", p["source_pfn"])
+    doc = json.loads(out)
+    schema.validate("page", doc, strict=True)
+    first, bad, third = doc["results"]
+    assert first["pfn"] == third["pfn"] == _hex(p, "source_pfn")
+    assert bad["argument"] == "fffffffffff" and "beyond" in bad["error"] and status == 1
+    assert err.splitlines() == [bad["error"]]
