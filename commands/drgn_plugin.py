@@ -183,16 +183,23 @@ def _register(namespace, cmd: Command) -> None:
     def func(prog, name: str, args: argparse.Namespace, **_kwargs: Any) -> Any:
         return _run_parsed(prog, cmd, args)
 
-    command(name=cmd.name, description=cmd.help, long_description=cmd.help[:1].upper() + cmd.help[1:] + ".",
+    # registered as "kmemdbg NAME": drgn's parser then says "usage: kmemdbg NAME ..." and
+    # "kmemdbg NAME: error: ..." (the namespace is kmemdbg's own, so no drgn command clashes)
+    command(name=f"kmemdbg {cmd.name}", description=cmd.help, long_description=cmd.help[:1].upper() + cmd.help[1:] + ".",
             epilog=_line_blocks(command_epilog(cmd, DRGN)), arguments=_drgn_arguments(cmd), enabled=_is_kernel,
             namespace=namespace)(func)
+
+
+def subcommand(name: str) -> str:
+    """The table name of a command registered in :data:`NAMESPACE` (``"kmemdbg vtop"``: ``vtop``)."""
+    return name.split(" ", 1)[-1]
 
 
 def _help_text(prog) -> str:
     lines = ["usage: kmemdbg [--json] [--guess-layout] COMMAND [ARG...]", "",
              "Classify, translate and check this program's kernel addresses with kmemdbg.",
              "The kernel is the session's program.  Commands:", ""]
-    lines += [f"  {name:<9} {c.description()}" for name, c in NAMESPACE.enabled(prog)]
+    lines += [f"  {subcommand(name):<9} {c.description()}" for name, c in NAMESPACE.enabled(prog)]
     lines += ["", "'kmemdbg COMMAND --help' shows a command's arguments, examples and legend.",
               "In scripts: run_command(prog, \"kmemdbg vtop ADDR\") returns the command's result;",
               "kmemdbg.commands.drgn_plugin.run(prog, \"vtop ADDR\") returns it without printing."]
@@ -226,18 +233,15 @@ def dispatch(prog, argv: Sequence[str], globals: Optional[Dict[str, Any]] = None
         raise CommandArgumentError("kmemdbg: a COMMAND is required (see kmemdbg --help)")
     name, rest = argv[0], argv[1:] + lead
     try:
-        cmd = NAMESPACE.lookup(prog, name)
+        cmd = NAMESPACE.lookup(prog, f"kmemdbg {name}")
     except Exception:  # drgn's CommandNotFoundError
-        names = ", ".join(n for n, _ in NAMESPACE.enabled(prog))
+        names = ", ".join(subcommand(n) for n, _ in NAMESPACE.enabled(prog))
         raise CommandArgumentError(f"kmemdbg: no command {name!r} in drgn (commands: {names})") from None
     words = rest[:rest.index("--")] if "--" in rest else rest
     if any(w in HELP_FLAGS for w in words):
-        print(f"usage: kmemdbg {cmd.format_usage()}\n\n{cmd.format_help()}")
+        print(f"usage: {cmd.format_usage()}\n\n{cmd.format_help()}")
         return None
-    try:
-        return cmd.run(prog, name, rest, globals=globals if globals is not None else {})
-    except CommandArgumentError as err:
-        raise CommandArgumentError(f"kmemdbg {err}") from None
+    return cmd.run(prog, f"kmemdbg {name}", rest, globals=globals if globals is not None else {})
 
 
 NAMESPACE = None
@@ -261,4 +265,4 @@ if CommandNamespace is not None:
         return dispatch(prog, args, kwargs.get("globals"))
 
 
-__all__ = ["run", "dispatch", "run_in_program", "kernel_of", "NAMESPACE", "CommandFailed"]
+__all__ = ["run", "dispatch", "run_in_program", "kernel_of", "subcommand", "NAMESPACE", "CommandFailed"]

@@ -105,11 +105,11 @@ def test_kmemdbg_help_offers_the_session_commands_only():
     rc, out, err = in_drgn(core, """
         run_command(prog, "kmemdbg --help")
         from kmemdbg.commands.drgn_plugin import NAMESPACE
-        print("NAMES", " ".join(n for n, _ in NAMESPACE.enabled(prog)))
+        print("NAMES", " ".join(n for n, _ in NAMESPACE.enabled(prog)))   # "kmemdbg vtop"...
     """)
     assert rc == 0, err
     names = [c.name for c in offered(DRGN)]
-    assert f"NAMES {' '.join(names)}" in out
+    assert f"NAMES {' '.join('kmemdbg ' + n for n in names)}" in out
     text = out[:out.index("NAMES")]
     for name in names:
         assert f"  {name} " in text
@@ -161,3 +161,24 @@ def test_redirection_writes_the_output_to_the_file(tmp_path):
     items = doc["results"] if isinstance(doc, dict) else doc
     assert int(items[0]["va"], 16) == int(truth["kallsyms"]["_edata"]["address"], 16)
     assert "RESULT ClassifyResult" in out
+
+
+def test_percent_kmemdbg_in_drgns_own_console():
+    core, truth = slice_of("x86_64-6.12-l4")
+    rc, out, err = in_drgn(core, """
+        try:
+            from drgn.internal.repl import _InteractiveConsoleWithCommand
+        except ImportError:
+            print("SKIP"); sys.exit(0)
+        console = _InteractiveConsoleWithCommand({"prog": prog})
+        for line in ("%kmemdbg --json classify _edata", "print('TYPE', type(_).__name__)",
+                     "%kmemdbg vtop", "%kmemdbg --kcore layout"):
+            console.push(line)
+    """)
+    if out.strip() == "SKIP":
+        pytest.skip("this drgn has no REPL console class")
+    assert rc == 0, err
+    assert "TYPE ClassifyResult" in out           # the console keeps the result in _
+    errs = [x for x in (out + err).splitlines() if x.startswith("drgn: ")]
+    assert errs[0].startswith("drgn: kmemdbg vtop: error: the following arguments are required")
+    assert "session's program" in errs[1]
