@@ -56,6 +56,8 @@ def _short(owner) -> str:
         return f"{owner.symbol}+0x{owner.offset:x}" + (f" [{owner.module}]" if owner.module else "")
     if owner.kind == "slab-object":
         return f"[{owner.name}]+0x{owner.offset:x}"
+    if owner.kind == "struct-page":
+        return owner.name + (f"+0x{owner.offset:x}" if owner.offset else "")
     if owner.kind == "vmap-area":
         return f"vmap+0x{owner.offset:x} {owner.name}"
     if owner.kind == "memory" and owner.symbol is not None:

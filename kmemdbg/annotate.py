@@ -3,7 +3,7 @@
 :func:`owner_of_va` answers for one virtual address (a word's value in
 ``rd``, a hit's location in ``search``) from the kernel's one classification
 (:meth:`kmemdbg.kernel.Kernel.classify`): an image symbol, a module symbol, a
-vmap area or a slab object.  Addresses the kernel owns in no such way (user
+vmap area or a slab object; in vmemmap, the struct page (and so the frame) it is part of.  Addresses the kernel owns in no such way (user
 addresses, vmemmap, holes, plain numbers) have no owner.
 
 Addresses: ``va`` virtual; ``offset`` in bytes from the symbol or object start.
@@ -16,11 +16,11 @@ from typing import Optional
 
 from .errors import KmemdbgError
 
-#: Region kinds whose addresses can belong to a symbol, module, vmap area or slab object.
-OWNED_REGIONS = frozenset({"kernel-image", "module", "vmalloc", "linear", "percpu"})
+#: Region kinds whose addresses can belong to a symbol, module, vmap area, slab object or struct page.
+OWNED_REGIONS = frozenset({"kernel-image", "module", "vmalloc", "linear", "percpu", "vmemmap"})
 #: Kinds of :class:`WordOwner`.
-SYMBOL, MODULE, VMAP_AREA, SLAB_OBJECT, IMAGE_SECTION, MEMORY = (
-    "symbol", "module", "vmap-area", "slab-object", "image-section", "memory")
+SYMBOL, MODULE, VMAP_AREA, SLAB_OBJECT, IMAGE_SECTION, MEMORY, STRUCT_PAGE = (
+    "symbol", "module", "vmap-area", "slab-object", "image-section", "memory", "struct-page")
 
 _PS = re.compile(r"(?P<sym>[^+\s]+)\+0x(?P<off>[0-9a-f]+)(?:/0x[0-9a-f]+)?(?: \[(?P<mod>[^\]]+)\])?$")
 
@@ -30,8 +30,9 @@ class WordOwner:
     """The owner of a virtual address.
 
     ``kind``: ``symbol`` (image), ``module``, ``vmap-area``, ``slab-object``,
-    ``image-section`` (no symbol there) or ``memory`` (a kind of kernel memory
-    with no finer owner: a stack, a per-cpu area, a page-allocator page).
+    ``image-section`` (no symbol there), ``struct-page`` (an entry of the
+    struct page array: ``name`` says its pfn) or ``memory`` (a kind of kernel
+    memory with no finer owner: a stack, a per-cpu area, a page-allocator page).
     ``name``: the symbol, module, slab cache, vmap area's caller or purpose,
     or memory label.  ``symbol``/``offset``: the symbol (or object start) and
     the byte offset from it; ``module``: the module name when in one;
@@ -66,6 +67,8 @@ def owner_of_va(kernel, va: int) -> Optional[WordOwner]:
         return None
     if region.kind not in OWNED_REGIONS:
         return None
+    if region.kind == "vmemmap":
+        return _struct_page(kernel, va)
     try:
         alloc = kernel.classify(va).allocation
     except KmemdbgError:
@@ -93,13 +96,30 @@ def owner_of_va(kernel, va: int) -> Optional[WordOwner]:
         off = va - alloc.start
         caller = alloc.caller or alloc.name
         flags = " ".join(alloc.flags)
-        mod = parse_ps(caller)[2] if parse_ps(caller) else None
+        got = parse_ps(caller)
+        mod = got[2] if got else None
         text = f"vmap area 0x{alloc.start:x}+0x{off:x} ({caller})" + (f" [{flags}]" if flags else "")
         return WordOwner(VMAP_AREA, caller, None, off, mod, text)
     if alloc.kind == "slab-object":
         off = va - alloc.start
         return WordOwner(SLAB_OBJECT, alloc.name, None, off, None, f"[{alloc.name}] 0x{alloc.start:x}+0x{off:x}")
     return None
+
+
+def _struct_page(kernel, va: int) -> Optional[WordOwner]:
+    """The struct page holding virtual ``va`` in the struct page array, when vmemmap maps it."""
+    try:
+        pages = kernel.struct_pages()
+    except KmemdbgError:
+        return None
+    if pages.vmemmap_va is None or not pages.entry_bytes or va < pages.vmemmap_va:
+        return None
+    if kernel.walker.walk(va).fault is not None:
+        return None                 # no struct page there: a value that only looks like one
+    pfn, off = divmod(va - pages.vmemmap_va, pages.entry_bytes)
+    pa = pfn * kernel.tables.format.page_size
+    name = f"struct page of pfn 0x{pfn:x}"
+    return WordOwner(STRUCT_PAGE, name, None, off, None, f"{name} (pa 0x{pa:x})+0x{off:x}")
 
 
 __all__ = ["WordOwner", "owner_of_va", "parse_ps", "OWNED_REGIONS"]

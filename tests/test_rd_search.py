@@ -611,3 +611,26 @@ def test_search_of_espfix_reads_its_one_stack_page_once(dump):
     for h in item["hits"]:
         assert drgn_read(prog, int(h["va"], 16), 8) == bytes(8)
         assert drgn_read(prog, int(h["pa"], 16), 8, physical=True) == bytes(8)
+
+
+@pytest.mark.parametrize("dump", DUMPS, ids=[d.id for d in DUMPS])
+def test_rd_names_the_frame_of_a_struct_page_pointer(dump):
+    """The probe's control virt_to_page() words hold the true struct page of a buffer: rd
+    names it by the pfn the guest printed for it (source_pfn)."""
+    k, prog, truth = opened(dump)
+    controls = [p for p in plants(truth) if p["control"] and p["form"] == "virt_to_page"]
+    checked = 0
+    for p in controls[:6]:
+        data = drgn_read(prog, int(p["word_va"], 16), 8)
+        if data is None:
+            continue
+        rc, out, err = run(k, "--json", "rd", p["word_va"])
+        assert rc == 0, err
+        (w,) = items(out)[0]["words"]
+        assert int(w["value"], 16) == int.from_bytes(data, "little") == int(p["value"], 16)
+        if w["owner"] is None and dump.kind == "trimmed":
+            continue                     # a slice keeps no struct page array
+        assert w["owner"] == {"kind": "struct-page", "name": f"struct page of pfn {p['source_pfn']}",
+                              "symbol": None, "offset": 0, "module": None, "text": w["owner"]["text"]}
+        checked += 1
+    assert checked or dump.kind == "trimmed"
