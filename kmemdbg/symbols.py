@@ -50,11 +50,22 @@ class SymbolTable:
         """DWARF from ``vmlinux`` when given and loadable, else the dump's kallsyms
         (unless ``kallsyms`` is False); failures are appended to ``notes``."""
         if vmlinux:
+            import logging
+
+            log = logging.getLogger("drgn")
+            level = log.level
+            log.setLevel(logging.ERROR)   # a mismatch is reported below as one line, not drgn's warning
             try:
                 prog.load_debug_info([vmlinux])
+                main = getattr(prog, "main_module", None)
+                if main is not None and main().debug_file_path is None:
+                    # drgn ignores a file that matches no loaded module, with only a warning
+                    raise ValueError("it does not match the dump's kernel")
                 return cls(prog, f"DWARF from {vmlinux}")
             except Exception as err:  # noqa: BLE001 - drgn raises MissingDebugInfoError and others
                 notes.append(f"debug info from {vmlinux} not loaded: {str(err).splitlines()[0]}")
+            finally:
+                log.setLevel(level)
         if not kallsyms:
             return cls(None, "none")
         try:

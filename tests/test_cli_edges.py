@@ -201,6 +201,22 @@ def test_a_vmlinux_of_another_kernel_is_refused_by_build_id():
 
 
 @pytest.mark.real
+def test_without_the_build_id_check_drgns_ignored_file_is_still_one_error_line():
+    # a dump without VMCOREINFO BUILD-ID (before v5.9) leaves the match to drgn, which
+    # would only warn and drop the file: that must be an error line too
+    path, truth = full_dump("x86_64-6.12-l4")
+    other = debug_vmlinux("x86_64-6.1-l4")
+    if not other:
+        pytest.skip("no debug vmlinux fetched")
+    code = ("import sys, kmemdbg.vmlinux as v\nv.check_vmlinux = lambda *a: None\n"
+            "from kmemdbg.commands.cli import main\n"
+            f"sys.exit(main(['--core', {path!r}, '--vmlinux', {other!r}, 'classify', 'init_mm']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, cwd=ROOT)
+    line = one_line_error(proc.stderr, proc.returncode)
+    assert "does not match" in line and "ignoring" not in proc.stderr
+
+
+@pytest.mark.real
 def test_the_matching_vmlinux_gives_dwarf_symbols_at_the_kallsyms_address():
     path, truth = full_dump("x86_64-6.1-l4")
     vmlinux = debug_vmlinux("x86_64-6.1-l4")
