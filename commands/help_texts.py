@@ -30,6 +30,9 @@ EXAMPLES: Dict[str, Tuple[str, ...]] = {
     "page": ("page ffff8c1782409b40", "page --pfn 2409", "page --pa 0x2409000",
              "page --page fffff57cc0090240", "page --json init_mm"),
     "vmap": ("vmap", "vmap ffffd3614000d000", "vmap --json"),
+    "rd": ("rd init_mm 8", "rd -32 -a init_mm 16", "rd -p 0x1000000 4", "rd -u --pid 1 0x400000 8"),
+    "search": ("search 0x490b401c9000", "search 0 --start init_mm --end init_mm+0x100 --limit 5",
+               "search 0x9000 --mask 0xffff --physical", "search --json 0x490b401c9000"),
 }
 
 #: Commands whose output shows permissions, flags and table flags (the legend applies).

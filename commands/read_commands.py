@@ -165,15 +165,16 @@ def _search_lines(r) -> List[str]:
     what = f"0x{r.value:x}" + (f" (mask 0x{r.mask:x})" if masked else "")
     count = f"{len(r.hits)}{'+' if r.truncated else ''} hit{'' if len(r.hits) == 1 else 's'}"
     lines = [_fit(f"{what} in {_scope_text(r)}: {count}")]
+    kind = max([6] + [len(h.memory) for h in r.hits])
     if r.hits:
         lines.append(f"{'VA':<16}  {'PA':<11}  " + (f"{'VALUE':<{digits}}  " if masked else "")
-                     + f"{'MEMORY':<7}  OWNER")
+                     + f"{'MEMORY':<{kind}}  OWNER")
     for h in r.hits:
         where = f"{h.va:016x}" if h.va is not None else "-".ljust(16)
         line = f"{where}  {h.pa:<11x}  "
         if masked:
             line += f"{h.value:0{digits}x}  "
-        line += f"{h.memory:<7}  " + (_short(h.owner) if h.owner is not None else "")
+        line += f"{h.memory:<{kind}}  " + (_short(h.owner) if h.owner is not None else "")
         lines.append(_fit(line.rstrip()))
     lines.append(f"searched {r.scanned_bytes} bytes" + (f", {r.unreadable_bytes} unreadable"
                                                         if r.unreadable_bytes else ""))
