@@ -341,3 +341,16 @@ def test_bash_completion_offers_the_parsers_commands_options_and_values(tmp_path
     assert set(_complete(["kmemdbg", "vtop", "--"], 2, tmp_path)) >= {"--pid", "--mm", "--json", "--core"}
     assert set(_complete(["kmemdbg", "audit", "--rule", ""], 3, tmp_path)) == set(RULE_NAMES)
     assert set(_complete(["kmemdbg", "audit", "--fail-on", ""], 3, tmp_path)) == set(SEVERITIES)
+
+
+def test_the_wheel_ships_the_generated_files():
+    import fnmatch
+
+    tomllib = pytest.importorskip("tomllib")
+    from kmemdbg.commands.docgen import BASH_COMPLETION, MAN_PAGE
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        patterns = tomllib.load(f)["tool"]["setuptools"]["package-data"]["kmemdbg"]
+    for path in (MAN_PAGE, BASH_COMPLETION):
+        rel = os.path.relpath(path, os.path.join(ROOT, "kmemdbg"))
+        assert os.path.exists(path) and any(fnmatch.fnmatch(rel, p) for p in patterns), rel
