@@ -25,32 +25,13 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
-from . import calls, help_texts, memory_commands, read_commands, renderers, task_commands
-from ..parse import parse_count
+from . import arg_types, calls, help_texts, memory_commands, read_commands, renderers, task_commands
 from .spec import (CLI, CRASH, DRGN, EVERYWHERE as _EVERYWHERE, GDB, SESSION_FRONT_ENDS,
                    Argument, Command, arg)
 
 
-def _count(text: str, what: str) -> int:
-    from ..errors import AddressError
-
-    try:
-        return parse_count(text, what)
-    except AddressError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def _size_arg(text: str) -> int:
-    """A size in bytes: decimal or 0x-hexadecimal, at least 1."""
-    value = _count(text, "number of bytes")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give at least 1 byte")
-    return value
-
-
-def _pid_arg(text: str) -> int:
-    """A process id: decimal or 0x-hexadecimal."""
-    return _count(text, "pid")
+_size_arg = arg_types.size_bytes
+_pid_arg = arg_types.pid
 
 
 def _addresses(metavar: str) -> Argument:
