@@ -1,9 +1,14 @@
 """``addresses``: ``check`` verdicts for a list of addresses, the entry point for triage scripts.
 
-Input lines are ``ADDR``, ``ADDR=CLAIMED_PA`` (hexadecimal, ``0x`` optional)
-or JSON objects ``{"va": "0x...", "claimed_pa": "0x..."}``; blank lines and
-lines starting with ``#`` are skipped.  ``va`` is virtual, ``claimed_pa``
-physical.
+Input lines are ``ADDR`` or ``ADDR=CLAIMED_PA`` (ADDR hexadecimal with or
+without ``0x``, or ``symbol[+offset]``; CLAIMED_PA hexadecimal), or JSON
+objects with the keys kmemdbg's own output writes: the address as ``"va"``
+(``check``, ``vtop``, ``classify`` items) or ``"start"`` (``audit`` findings),
+the claimed physical address as ``"claimed_pa"`` (``check``) or ``"pa"``
+(findings; null: no claim).  Other keys (``"schema"``, ``"verdict"``...)
+are ignored, so ``audit --jsonl`` output and ``check --json`` results can be
+fed back one object per line.  Blank lines and lines starting with ``#`` are
+skipped.  ``va`` is virtual, the claims physical.
 """
 from __future__ import annotations
 
@@ -13,8 +18,8 @@ import stat
 import sys
 from typing import Iterable, List, Optional, Tuple
 
-from ..errors import AddressError, SourceError
-from ..parse import parse_number
+from ..errors import AddressError, KmemdbgError, SourceError
+from ..parse import parse_address, parse_number
 from .findings import Finding
 
 _SEVERITY = {"mismatch": "high", "unmapped": "medium", "ok": "info", "not-applicable": "info"}
@@ -73,8 +78,15 @@ def _number(text) -> int:
     return parse_number(text, shown_chars=40, too_big="is not a 64-bit address")
 
 
-def parse_line(line: str) -> Optional[Tuple[int, Optional[int]]]:
+def _address(text, kernel) -> int:
+    if kernel is not None and isinstance(text, str):
+        return parse_address(text.strip(), kernel)
+    return _number(text)
+
+
+def parse_line(line: str, kernel=None) -> Optional[Tuple[int, Optional[int]]]:
     """(va, claimed_pa or None) of one input line, None for a blank or comment line.
+    With ``kernel``, addresses may be ``symbol[+offset]``.
 
     Raises AddressError naming what is wrong.
     """
@@ -88,12 +100,19 @@ def parse_line(line: str) -> Optional[Tuple[int, Optional[int]]]:
             obj = json.loads(t)
         except (ValueError, RecursionError) as err:
             raise AddressError(f"not valid JSON: {str(err).splitlines()[0] if str(err) else err}") from None
-        if not isinstance(obj, dict) or "va" not in obj:
-            raise AddressError("JSON line without a \"va\" key")
-        claim = obj.get("claimed_pa")
-        return _number(obj["va"]), None if claim is None else _number(claim)
+        if not isinstance(obj, dict):
+            raise AddressError("a JSON line must be an object")
+        keys = [key for key in ("va", "start") if obj.get(key) is not None]
+        if not keys:
+            raise AddressError("JSON line without a \"va\" (or \"start\") address")
+        if len(keys) == 2 and obj["va"] != obj["start"]:
+            raise AddressError("JSON line with both \"va\" and \"start\", and they differ")
+        claims = [obj[key] for key in ("claimed_pa", "pa") if obj.get(key) is not None]
+        if len(claims) == 2 and _number(claims[0]) != _number(claims[1]):
+            raise AddressError("JSON line with both \"claimed_pa\" and \"pa\", and they differ")
+        return _address(obj[keys[0]], kernel), _number(claims[0]) if claims else None
     addr, sep, claim = t.partition("=")
-    return _number(addr), (_number(claim) if sep else None)
+    return _address(addr, kernel), (_number(claim) if sep else None)
 
 
 def rule_addresses(kernel, lines: Iterable[str], errors: List[Tuple[str, str]]) -> List[Finding]:
@@ -101,8 +120,8 @@ def rule_addresses(kernel, lines: Iterable[str], errors: List[Tuple[str, str]]) 
     out = []
     for n, line in enumerate(lines, 1):
         try:
-            parsed = parse_line(line)
-        except AddressError as err:
+            parsed = parse_line(line, kernel)
+        except KmemdbgError as err:
             errors.append(("addresses", f"line {n}: {err}"))
             continue
         if parsed is None:
@@ -110,8 +129,11 @@ def rule_addresses(kernel, lines: Iterable[str], errors: List[Tuple[str, str]]) 
         va, claim = parsed
         c = kernel.check_virt_to_phys(va, claim)
         owner = None
+        got, _ = kernel.owners.owner(va)
         cls = kernel.classify(va)
-        if cls.allocation is not None:
+        if got is not None:
+            owner = got.label
+        elif cls.allocation is not None:
             owner = f"{cls.allocation.kind} {cls.allocation.name}"
         ev = (("verdict", c.verdict), ("linear_pa", None if c.linear_pa is None else f"0x{c.linear_pa:x}"),
               ("walk_pa", None if c.walk_pa is None else f"0x{c.walk_pa:x}"),
