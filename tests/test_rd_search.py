@@ -361,6 +361,11 @@ def test_rd_text_fits_80_columns_and_bad_input_is_one_line(dump):
         rc, out, err = run(k, *argv)
         assert rc == 0, err
         assert out.strip() and max(len(line) for line in out.splitlines()) <= 80, argv
+    expect = drgn_read(prog, int(va, 16), 64) if va.startswith("0x") else None
+    if expect is not None:             # the ASCII column shows the bytes drgn reads
+        rc, out, err = run(k, "rd", "-8", "-a", va, "64")
+        shown = "".join(line[-8:] for line in out.splitlines())      # 8 bytes a line with -a
+        assert shown == "".join(chr(b) if 0x20 <= b < 0x7f else "." for b in expect)
     for argv, why in ((["rd", "no_such_symbol_x"], "unknown symbol"),
                       (["rd", "-u", "0x400000"], "--pid"),
                       (["rd", "init_task", "100000000"], "count"),
@@ -461,6 +466,13 @@ def test_search_of_a_virtual_range_finds_exactly_the_words_drgn_finds(dump):
     for h in item["hits"]:
         assert int(h["value"], 16) & mask == value & mask
         assert drgn_read(prog, int(h["va"], 16), 8) == int(h["value"], 16).to_bytes(8, "little")
+    # 4-byte words: the low half of the planted value, at every 4-byte aligned place drgn finds it
+    low = value & 0xffffffff
+    expect4 = {lo + i for i in range(0, page, 4) if int.from_bytes(data[i:i + 4], "little") == low}
+    rc, out, err = run(k, "--json", "search", hex(low), "--width", "4", "--start", hex(lo),
+                       "--end", hex(lo + page))
+    assert rc == 0, err
+    assert {int(h["va"], 16) for h in items(out)[0]["hits"]} == expect4 and int(p["word_va"], 16) in expect4
 
 
 @pytest.mark.parametrize("dump", DUMPS, ids=[d.id for d in DUMPS])
