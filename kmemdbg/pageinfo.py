@@ -176,6 +176,12 @@ def page_info(kernel, frame: Frame, mappings: bool = True, tables: bool = True) 
     offsets = PageOffsets.from_vmcoreinfo(info)
     pages = kernel.struct_pages()
     page_va = pages.page_va(pfn)
+    if page_va is not None:
+        # where max_pfn is not readable (a slice), the array's own region is the bound
+        region = kernel.layout.region_of(page_va) if page_va >> 64 == 0 else None
+        if region is None or region.kind != "vmemmap":
+            raise KmemdbgError(f"pfn 0x{pfn:x} has no struct page: it would be at 0x{page_va:x}, "
+                               f"outside the struct page array (vmemmap)")
     notes: List[str] = []
     if not names.bits:
         notes.append(names.source)
@@ -190,8 +196,8 @@ def page_info(kernel, frame: Frame, mappings: bool = True, tables: bool = True) 
         except KmemdbgError as err:
             notes.append(f"its struct page at 0x{page_va:016x} is not readable here "
                          f"({str(err).splitlines()[0] if str(err) else 'read failed'})")
-    found = _decode(kernel, raw, page_va, frame_pa, names, types, offsets, btf, notes) if raw else None
-    kinds = list(found["kinds"]) if found else []
+    found = _decode(kernel, raw, page_va, frame_pa, names, types, offsets, btf, notes) if raw else _NOTHING
+    kinds = list(found.kinds)
     if table_level is not None and "page-table" not in kinds:
         kinds.append("page-table")
     maps: Tuple[Any, ...] = ()
@@ -202,36 +208,49 @@ def page_info(kernel, frame: Frame, mappings: bool = True, tables: bool = True) 
             complete = False
             notes.append(f"{len(kernel.reverse_faults)} table faults in the sweep: mappings under them "
                          "are not listed")
-    found = found or {}
-    return PageInfo(frame, frame_pa, page_va, raw is not None, found.get("flags"),
-                    found.get("flag_names", ()), names.source, found.get("refcount"), found.get("mapcount"),
-                    found.get("type_word"), found.get("page_type"), types.source, tuple(kinds),
-                    found.get("head_va"), found.get("order"), found.get("cache"), found.get("buddy_order"),
-                    found.get("mapping_va"), table_level, maps, complete, tuple(notes))
+    return PageInfo(frame, frame_pa, page_va, raw is not None, found.flags, found.flag_names, names.source,
+                    found.refcount, found.mapcount, found.type_word, found.page_type, types.source,
+                    tuple(kinds), found.head_va, found.order, found.cache, found.buddy_order,
+                    found.mapping_va, table_level, maps, complete, tuple(notes))
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """What one struct page's bytes say (the fields of :class:`PageInfo` of the same names)."""
+
+    flags: Optional[int] = None
+    flag_names: Tuple[str, ...] = ()
+    refcount: Optional[int] = None
+    mapcount: Optional[int] = None
+    type_word: Optional[int] = None
+    page_type: Optional[str] = None
+    kinds: Tuple[str, ...] = ()
+    head_va: Optional[int] = None
+    order: Optional[int] = None
+    cache: Optional[str] = None
+    buddy_order: Optional[int] = None
+    mapping_va: Optional[int] = None
+
+
+_NOTHING = _Decoded()
 
 
 def _decode(kernel, raw: bytes, page_va: int, frame_pa: int, names: PageFlagNames, types: PageTypeNames,
-            offsets: PageOffsets, btf, notes: List[str]) -> dict:
+            offsets: PageOffsets, btf, notes: List[str]) -> _Decoded:
     info = kernel.info
-    pages = kernel.struct_pages()
-    out: dict = {}
-    flags = _u(raw, offsets.flags if offsets.flags is not None else 0, 8)
-    out["flags"] = flags
-    out["flag_names"] = names.decode(flags)
-    out["refcount"] = _u(raw, offsets.refcount, 4)
+    flags = _u(raw, offsets.flags if offsets.flags is not None else 0, 8) or 0
     word = _u(raw, offsets.mapcount, 4)
-    out["type_word"] = word
     kinds: List[str] = []
     typed = word is not None and types.has_type(word)
+    mapcount = page_type = None
     if word is not None and not typed:
-        out["mapcount"] = (word - (1 << 32) if word & 0x80000000 else word) + 1
+        mapcount = (word - (1 << 32) if word & 0x80000000 else word) + 1
     if typed:
-        name = types.type_of(word)
-        out["page_type"] = name or f"unknown type 0x{word:08x}"
+        page_type = types.type_of(word) or f"unnamed type 0x{word:08x}"
     # compound pages: a tail's compound_head is head | 1; a head has PG_head
     head_word = _u(raw, offsets.compound_head, 8)
     head_bit = names.bit("head")
-    head_va = None
+    head_va = order = None
     if head_word is not None and head_word & 1:
         head_va = head_word - 1
         kinds.append("compound-tail")
@@ -239,43 +258,41 @@ def _decode(kernel, raw: bytes, page_va: int, frame_pa: int, names: PageFlagName
         head_va = page_va
         kinds.append("compound-head")
     if head_va is not None:
-        out["head_va"] = head_va
-        out["order"] = _compound_order(kernel, head_va, info, btf, notes)
+        order = _compound_order(kernel, head_va, info, btf, notes)
     # slab: the head's page type or PG_slab (kmemdbg.linux.slab), the cache from struct slab
     slabs = kernel.slabs()
     marks = SlabMarks.from_vmcoreinfo(info)
-    slab_bit = names.bit("slab")
-    slab_marks = SlabMarks(marks.pg_slab if marks.pg_slab is not None else slab_bit,
+    slab_marks = SlabMarks(marks.pg_slab if marks.pg_slab is not None else names.bit("slab"),
                            marks.slab_value if marks.slab_value is not None else types.value("slab"))
     head_pa = slabs.head_of(frame_pa)
-    own_slab = bool(is_slab_page(slab_marks, flags, word))
-    if head_pa is not None or own_slab:
+    cache = None
+    if head_pa is not None or is_slab_page(slab_marks, flags, word):
         kinds.append("slab")
         cache, _ = slabs.cache_of(head_pa if head_pa is not None else frame_pa)
-        out["cache"] = cache
         if cache is None:
             notes.append("slab cache not named: struct slab or kmem_cache is not in this dump's types "
                          "or memory")
-    if out.get("page_type") == "buddy":
+    buddy_order = None
+    if page_type == "buddy":
         kinds.append("buddy")
-        private = page_offset(info, "private")
-        out["buddy_order"] = _u(raw, private, 8)
-    elif out.get("page_type") == "table":
+        buddy_order = _u(raw, page_offset(info, "private"), 8)
+    elif page_type == "table":
         kinds.append("page-table")
-    elif out.get("page_type") and out["page_type"] not in ("slab",):
-        kinds.append(out["page_type"])
+    elif page_type is not None and page_type != "slab":
+        kinds.append(page_type)
     reserved = names.bit("reserved")
     if reserved is not None and flags >> reserved & 1:
         kinds.append("reserved")
+    mapping_va = None
     if not typed and "slab" not in kinds and "compound-tail" not in kinds:
         mapping = _u(raw, offsets.mapping, 8)
         if mapping:
             low = mapping & (PAGE_MAPPING_ANON | PAGE_MAPPING_MOVABLE)
             kinds.append({PAGE_MAPPING_ANON: "anon", PAGE_MAPPING_MOVABLE: "movable",
                           PAGE_MAPPING_ANON | PAGE_MAPPING_MOVABLE: "ksm"}.get(low, "file"))
-            out["mapping_va"] = mapping & ~(PAGE_MAPPING_ANON | PAGE_MAPPING_MOVABLE)
-    out["kinds"] = tuple(kinds)
-    return out
+            mapping_va = mapping & ~(PAGE_MAPPING_ANON | PAGE_MAPPING_MOVABLE)
+    return _Decoded(flags, names.decode(flags), _u(raw, offsets.refcount, 4), mapcount, word, page_type,
+                    tuple(kinds), head_va, order, cache, buddy_order, mapping_va)
 
 
 def _compound_order(kernel, head_va: int, info, btf, notes: List[str]) -> Optional[int]:

@@ -62,7 +62,8 @@ def page_text(info) -> List[str]:
         lines.append(f"  mapped at {len(info.mappings)} kernel virtual address"
                      f"{'es' if len(info.mappings) != 1 else ''}:")
         for m in info.mappings:
-            owner = f"; {m.allocation.kind} {m.allocation.name}" if m.allocation is not None else ""
+            a = m.allocation
+            owner = "" if a is None else f"; {a.kind} {a.name}" + (f" from {a.caller}" if a.caller else "")
             lines += wrap(f"{addr(m.va)}  {size_text(m.page_size)} {m.level}  {m.region.kind} "
                           f"({m.region.name}){owner}", "    ", "      ")
     else:
