@@ -51,7 +51,9 @@ def page_text(info) -> List[str]:
         if info.page_type is not None:
             counts += f"  page type {info.page_type} (word 0x{info.type_word:08x})"
         lines.append(f"  {counts}")
-        lines += wrap(f"is: {_kind_words(info) or 'in use (no type, no mapping)'}", "  ", "    ")
+        idle = "unreferenced (refcount 0: free, or inside a free block)" if info.refcount == 0 else \
+            "in use (no type, no mapping)"
+        lines += wrap(f"is: {_kind_words(info) or idle}", "  ", "    ")
         if "compound-tail" in info.kinds and info.compound_head_va is not None:
             lines.append(f"  head page: struct page {addr(info.compound_head_va)}")
         if info.mapping_va is not None:

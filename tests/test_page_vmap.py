@@ -494,3 +494,50 @@ def test_a_bad_page_argument_stands_in_its_place_and_the_others_are_answered(dum
     assert bad["argument"] == "fffffffffff" and status == 1
     assert "beyond the end of RAM" in bad["error"] or "outside the struct page array" in bad["error"]
     assert err.splitlines() == [bad["error"]]
+
+
+# -- flag and type names ---------------------------------------------------------------------
+def _pg_numbers(truth):
+    out = {}
+    for line in (truth.get("vmcoreinfo_raw") or "").splitlines():
+        key, _, value = line.partition("=")
+        if key.startswith("NUMBER(PG_") and key.endswith(")"):
+            name = key[len("NUMBER(PG_"):-1]
+            v = int(value, 0)
+            out[name[:-5] if name.endswith("_mask") else name] = v.bit_length() - 1 if name.endswith("_mask") else v
+    return out
+
+
+@pytest.mark.parametrize("dump", [d for d in DUMPS if d.kind == "trimmed"], ids=lambda d: d.id)
+def test_without_btf_flag_names_are_the_pg_numbers_the_guest_exported(dump):
+    from kmemdbg.linux.page import page_flag_names, page_type_names
+    from kmemdbg.vmcoreinfo import VmcoreInfo
+
+    if dump.missing():
+        pytest.skip(dump.missing())
+    truth = dump.truth()
+    info = VmcoreInfo.parse(truth["vmcoreinfo_raw"])
+    names = page_flag_names(info)
+    want = _pg_numbers(truth)
+    assert {n: names.bit(n) for n in want} == want
+    assert "VMCOREINFO" in names.source and "only the flags it exports" in names.source
+    types = page_type_names(info)
+    buddy = _vmcoreinfo_int(truth, "NUMBER(PAGE_BUDDY_MAPCOUNT_VALUE)")
+    assert types.value("buddy") == buddy & 0xFFFFFFFF and types.type_of(buddy & 0xFFFFFFFF) == "buddy"
+    # neither source: said so, nothing decoded
+    bare = page_flag_names(VmcoreInfo.parse("OSRELEASE=x\nPAGESIZE=4096\n"))
+    assert bare.bits == () and bare.decode(0xFFFF) == () and "neither" in bare.source
+
+
+@pytest.mark.parametrize("dump", FULL, ids=[d.id for d in FULL])
+def test_btf_flag_names_agree_with_every_pg_number_in_vmcoreinfo(dump):
+    """Two of the kernel's own sources: BTF enum pageflags and VMCOREINFO NUMBER(PG_*)."""
+    from kmemdbg.linux.page import page_flag_names
+
+    k = _kernel(dump)
+    names = page_flag_names(k.info, k.objects().btf)
+    assert names.source == "the kernel's BTF enum pageflags" and names.nr_flags
+    enum = k.objects().btf.find("pageflags", ("enum",)).enumerators
+    for name, bit in _pg_numbers(dump.truth()).items():
+        assert enum["PG_" + name] == bit
+        assert names.decode(1 << bit), name          # every exported flag decodes to a name
