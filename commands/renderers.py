@@ -1,14 +1,18 @@
 """One renderer per command: a result of :mod:`kmemdbg.commands.calls` to an :class:`Output`.
 
 Text comes from :mod:`kmemdbg.render`; JSON is a list of items (possibly a
-lazy iterable, written item by item).  Lines that say an answer is
-incomplete go to ``warnings`` (stderr) and set the exit status.
+lazy iterable, written item by item), which
+:func:`kmemdbg.commands.execute.write_json` wraps in the ``kmemdbg/1``
+envelope; each item is described by ``kmemdbg/schemas/COMMAND.json``.
+Lines that say an answer is incomplete, and the error of an argument that
+could not be answered (:func:`per_argument`), go to ``warnings`` (stderr)
+and set the exit status.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import Any, Iterable, Optional, Tuple
 
 from .. import render
 from ..schema import SCHEMA_VERSION
@@ -27,12 +31,6 @@ class Output:
     exit_status: int = 0
 
 
-def _blocks(inv: calls.Invocation, items: List[Any], blocks: List[List[str]], **more) -> Output:
-    if inv.as_json:
-        return Output(json_items=items, **more)
-    return Output(text="\n\n".join("\n".join(b) for b in blocks), **more)
-
-
 def _per_argument(inv: calls.Invocation, answers, to_json, to_text, **more) -> Output:
     """One item/block per argument; an :class:`~kmemdbg.commands.calls.ArgumentError` becomes
     the JSON item ``{"argument", "error"}`` in its place, or its one stderr line, and exit 1."""
@@ -45,6 +43,10 @@ def _per_argument(inv: calls.Invocation, answers, to_json, to_text, **more) -> O
                                   else to_json(a) for a in answers], **more)
     blocks = [to_text(a) for a in answers if not isinstance(a, calls.ArgumentError)]
     return Output(text="\n\n".join("\n".join(b) for b in blocks) if blocks else None, **more)
+
+
+#: The public name of the per-argument renderer (command modules build on it).
+per_argument = _per_argument
 
 
 def _incomplete(inv: calls.Invocation, what: str) -> dict:
