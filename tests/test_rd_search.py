@@ -646,3 +646,31 @@ def test_rd_names_the_frame_of_a_struct_page_pointer(dump):
                               "symbol": None, "offset": 0, "module": None, "text": w["owner"]["text"]}
         checked += 1
     assert checked or dump.kind == "trimmed"
+
+
+def test_rd_and_search_as_drgns_own_commands():
+    """In a drgn session (the plugin loaded through its entry point, as drgn does), rd and
+    search return their typed results; the words are what drgn's own prog.read gives."""
+    pytest.importorskip("drgn.commands")
+    import textwrap
+
+    # a full dump: through drgn's memory a slice's BTF note is not seen, so no module list
+    dump = next((d for d in FULL if not d.missing()), None)
+    if dump is None:
+        pytest.skip("no full dump built")
+    p = next(p for p in plants(dump.truth()) if p["kind"] == "module-data")
+    code = textwrap.dedent(f"""
+        import drgn
+        from drgn.commands import run_command
+        prog = drgn.program_from_core_dump({dump.path!r})
+        r = run_command(prog, "kmemdbg rd {p['word_va']} 4")
+        print("RD", type(r).__name__, [w.value for w in r.words] == [int.from_bytes(
+            prog.read({p['word_va']} + 8 * i, 8), "little") for i in range(4)])
+        r = run_command(prog, "kmemdbg --json search {p['value']} --limit 3")
+        print("SEARCH", type(r).__name__, {int(p['word_va'], 16)} in [h.va for h in r.hits])
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "DRGN_DISABLE_PLUGINS"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240, env=env,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert proc.returncode == 0, proc.stderr
+    assert "RD MemDump True" in proc.stdout and "SEARCH SearchResult True" in proc.stdout, proc.stdout
