@@ -146,8 +146,9 @@ def resolve_frame(kernel, given: str, value: int) -> Frame:
                            f"0x{pages.vmemmap_va:016x}): not a struct page pointer")
     pfn, off = divmod(delta, pages.entry_bytes)
     if off:
+        hint = " (vtop gives the frame holding the array there)" if given == GIVEN_VA else ""
         raise KmemdbgError(f"0x{value:016x} is {off} bytes into the struct page of pfn 0x{pfn:x} "
-                           f"(at 0x{value - off:016x}): not a struct page pointer")
+                           f"(at 0x{value - off:016x}): not a struct page pointer{hint}")
     how = ("a struct page pointer" if given == GIVEN_PAGE
            else "a virtual address in the vmemmap region, read as a struct page pointer")
     if pfn >> (64 - shift):

@@ -52,7 +52,11 @@ def vmap_listing(kernel, va: Optional[int] = None) -> VmapListing:
     """
     objs = kernel.objects()
     if objs is None:
-        reason = next((m for m in kernel.missing if m.startswith("no allocation data")), "no type information")
+        try:
+            reason = next((m for m in kernel.missing if m.startswith("no allocation data")),
+                          "no type information")
+        except KmemdbgError:        # the layout itself is what is missing
+            reason = "no type information"
         raise KmemdbgError(f"vmap areas cannot be read: {reason}")
     areas = objs.vmap_areas()         # raises KobjectsError (a KmemdbgError), one line
     unavailable = tuple(objs.unavailable)
