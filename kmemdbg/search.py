@@ -119,7 +119,7 @@ class _Scanner:
             return [(pa, data)]
         except KmemdbgError:
             pass
-        out: List[Tuple[int, bytes]] = []
+        out: List[Tuple[int, bytearray]] = []
         cur = pa
         while cur < pa + size:
             n = min(self.page - cur % self.page, pa + size - cur)
@@ -130,11 +130,11 @@ class _Scanner:
             else:
                 self.scanned += n
                 if out and out[-1][0] + len(out[-1][1]) == cur:
-                    out[-1] = (out[-1][0], out[-1][1] + data)
+                    out[-1][1].extend(data)
                 else:
-                    out.append((cur, data))
+                    out.append((cur, bytearray(data)))
             cur += n
-        return out
+        return [(a, bytes(b)) for a, b in out]
 
     def scan(self, run: _Run) -> None:
         pos = 0
