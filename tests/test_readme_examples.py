@@ -195,3 +195,27 @@ def test_the_debugger_examples_parse_and_run_on_the_sample(front_end, prompt):
         status = execute(args, lambda: k, out, err)
         assert status in ((0, 1) if command.name in ("audit", "ptdump") else (0,)), f"{line}: {err.getvalue()}"
         assert out.getvalue().strip() and "internal error" not in err.getvalue(), line
+
+
+def test_the_drgn_script_examples_return_their_results():
+    import drgn
+    from drgn.commands import run_command
+
+    from kmemdbg.commands.drgn_plugin import run
+
+    calls = re.findall(r"`(run_command\(prog, \"[^`]+\"\)|kmemdbg\.commands\.drgn_plugin\.run\(prog, \"[^`]+\"\))`",
+                       " ".join(_readme().split()))
+    assert len(calls) == 2, calls
+    prog = drgn.Program()
+    prog.set_core_dump(os.path.join(SAMPLE, "vmcore.slice"))
+    init_mm = int(_truth()["kallsyms"]["init_mm"]["address"], 16)
+    for call in calls:
+        line = re.search(r"\"([^\"]+)\"", call).group(1)
+        out = io.StringIO()
+        from contextlib import redirect_stdout
+
+        with redirect_stdout(out):
+            result = run_command(prog, line) if call.startswith("run_command") else run(prog, line)
+        # the guest's kallsyms names init_mm: the walk is of init_mm+0x40
+        assert result.translations[0].walk.va == init_mm + 0x40
+        assert (f"0x{init_mm + 0x40:016x}" in out.getvalue()) == call.startswith("run_command")
