@@ -19,7 +19,7 @@ from typing import List, Optional, Sequence, Type, Union
 from .arch import Arch, arch_for_vmcoreinfo, arch_named
 from .errors import KmemdbgError, SourceError
 from .kernel import Kernel
-from .kallsyms import kallsyms_problem
+from .kallsyms import KallsymsSymbols, kallsyms_problem
 from .kernel_tables import kernel_tables
 from .memory import PhysicalMemory
 from .session import check_root, session_parts
@@ -81,11 +81,12 @@ def open(core: Optional[str] = None, kcore: bool = False, qmp: Optional[str] = N
     chosen = [x for x in (core, qmp, prog) if x is not None] + ([True] if kcore else [])
     if len(chosen) != 1:
         raise SourceError("give exactly one of core=, kcore=True, qmp= or prog=")
-    try:
-        import drgn
-    except ImportError:
-        drgn = None
+    import importlib.util
+
+    drgn = importlib.util.find_spec("drgn")    # imported (0.1 s) only where drgn is used
     notes: List[str] = []
+    note_sink = notes
+    prog_factory = None
     if vmlinux:
         check_regular(vmlinux)
     if core is not None:
@@ -110,9 +111,13 @@ def open(core: Optional[str] = None, kcore: bool = False, qmp: Optional[str] = N
             from .sources.drgn_program import open_core_prog, prog_over
 
             if kind.drgn_opens:
-                prog = open_core_prog(core, notes, arch_of_vmcoreinfo)
+                def prog_factory(core=core):
+                    return open_core_prog(core, note_sink, arch_of_vmcoreinfo)
             else:
-                prog = prog_over(memory, core, notes, raw_info, guest)
+                def prog_factory(core=core, memory=memory, raw_info=raw_info, guest=guest):
+                    return prog_over(memory, core, note_sink, raw_info, guest)
+            if vmlinux:
+                prog = prog_factory()    # DWARF is read through drgn
         description = core
     else:
         memory = open_source(kcore=kcore, qmp=qmp, prog=prog, arch=arch_named(arch) if arch else None)
@@ -132,9 +137,19 @@ def open(core: Optional[str] = None, kcore: bool = False, qmp: Optional[str] = N
 
         check_vmlinux(vmlinux, info)      # another kernel's DWARF would give wrong symbols
     kernel = kernel_from(memory, info, guest, SymbolTable.empty(), description, prog, notes)
+    note_sink = kernel.notes    # what a lazily opened drgn has to say goes to the kernel's notes
     kernel.guess_layout = guess_layout
     check_root(kernel, allow_truncated)
-    if prog is not None:
+    if prog is None and prog_factory is not None:
+        # A dump file: drgn is opened when something asks for kernel.prog, and the
+        # symbols come from kmemdbg's own kallsyms decoder, loaded on first lookup.
+        kernel._prog_factory = prog_factory
+        why = kallsyms_problem(kernel)
+        if why is None:
+            kernel.symbols = KallsymsSymbols(info, kernel.read, "kallsyms tables in the dump", kernel.notes)
+        else:
+            kernel.notes.append(f"no symbols: {why}")
+    elif prog is not None:
         why = kallsyms_problem(kernel)
         if why is None or vmlinux:
             kernel.symbols = SymbolTable.from_prog(prog, vmlinux, kernel.notes, kallsyms=why is None)

@@ -44,6 +44,19 @@ class KallsymsError(KmemdbgError):
     """The kallsyms tables are missing from VMCOREINFO or do not decode."""
 
 
+def _chunk(read: ReadVirt, va: int) -> bytes:
+    """The next CHUNK_BYTES of kallsyms_names at virtual ``va``, or, when that runs into
+    memory the source lacks (a slice keeps only the pages the tables fill), up to the next
+    4 KiB boundary."""
+    try:
+        more = read(va, CHUNK_BYTES)
+    except KmemdbgError:
+        more = read(va, 4096 - va % 4096)
+    if not more:
+        raise KallsymsError(f"kallsyms_names: nothing readable at 0x{va:x}")
+    return more
+
+
 class _Stream:
     """Sequential byte reader over virtual memory, in chunks of CHUNK_BYTES."""
 
@@ -83,16 +96,17 @@ class Kallsyms:
         tokens = self._tokens(read, where["kallsyms_token_table"], where["kallsyms_token_index"])
         names, types = self._names(read, where["kallsyms_names"], count, tokens)
         addresses = self._addresses(info, read, count, names)
-        order = sorted(range(count), key=lambda i: addresses[i])
+        import numpy as np
+
+        order = np.argsort(np.array(addresses, dtype=np.uint64), kind="stable").tolist()
         self.addresses = [addresses[i] for i in order]
         self.names = [names[i] for i in order]
-        self.types = "".join(types[i] for i in order)
-        self._by_name: Dict[str, int] = {}
-        for i, name in enumerate(self.names):
-            self._by_name.setdefault(name, self.addresses[i])
+        self.types = "".join([types[i] for i in order])
+        # the first symbol of a name in address order wins, as with setdefault
+        self._by_name: Dict[str, int] = dict(zip(reversed(self.names), reversed(self.addresses)))
 
     @staticmethod
-    def _tokens(read: ReadVirt, table_va: int, index_va: int) -> List[str]:
+    def _tokens(read: ReadVirt, table_va: int, index_va: int) -> List[bytes]:
         index = array("H")
         index.frombytes(read(index_va, 512))
         last = max(index)
@@ -102,22 +116,65 @@ class Kallsyms:
             end = blob.find(b"\0", off)
             if end < 0:
                 raise KallsymsError("kallsyms_token_table: a token is not NUL-terminated")
-            out.append(blob[off:end].decode("latin-1"))
+            out.append(blob[off:end])
         return out
 
     @staticmethod
-    def _names(read: ReadVirt, names_va: int, count: int, tokens: List[str]) -> Tuple[List[str], List[str]]:
-        stream = _Stream(read, names_va)
-        names, types = [], []
+    def _names(read: ReadVirt, names_va: int, count: int, tokens: List[bytes]) -> Tuple[List[str], List[str]]:
+        """Every record's expanded text, split into (names, type letters), in table order.
+
+        The records are split in one pass over the length bytes; the token
+        expansion of all of them is then one numpy gather (it was the
+        start-up's hot spot, a Python join per symbol).
+        """
+        import numpy as np
+
+        buf = bytearray()
+        va = names_va
+        first = array("q")          # per record: the position of its first token byte in ``buf``
+        sizes = array("q")          # and its number of token bytes
+        pos = 0
         for _ in range(count):
-            n = stream.take(1)[0]
+            if pos + 2 > len(buf):
+                more = _chunk(read, va)
+                buf += more
+                va += len(more)
+            n = buf[pos]
             if n & 0x80:
-                n = (n & 0x7F) | (stream.take(1)[0] << 7)
-            text = "".join(tokens[b] for b in stream.take(n))
-            if not text:
+                n = (n & 0x7F) | (buf[pos + 1] << 7)
+                pos += 1
+            if not n:
                 raise KallsymsError("kallsyms_names: an empty symbol record")
-            types.append(text[0])
-            names.append(text[1:])
+            first.append(pos + 1)
+            sizes.append(n)
+            pos += 1 + n
+        while pos > len(buf):
+            more = _chunk(read, va)
+            buf += more
+            va += len(more)
+        starts = np.frombuffer(first, dtype=np.int64)
+        counts = np.frombuffer(sizes, dtype=np.int64)
+        is_token = np.zeros(pos, dtype=bool)
+        is_token[np.repeat(starts - (np.cumsum(counts) - counts), counts)
+                 + np.arange(int(counts.sum()), dtype=np.int64)] = True
+        raw = np.frombuffer(bytes(buf[:pos]), dtype=np.uint8)
+        idx = raw[is_token]                                     # every record's token bytes, in order
+        tok_len = np.array([len(t) for t in tokens], dtype=np.int64)
+        tok_off = np.zeros(256, dtype=np.int64)
+        tok_off[1:] = np.cumsum(tok_len)[:-1]
+        tok_blob = np.frombuffer(b"".join(tokens) or b"\0", dtype=np.uint8)
+        lens = tok_len[idx]                                     # characters each token byte gives
+        out_end = np.cumsum(lens)
+        total = int(out_end[-1]) if len(out_end) else 0
+        src_pos = np.repeat(tok_off[idx] - (out_end - lens), lens) + np.arange(total, dtype=np.int64)
+        text = tok_blob[src_pos].tobytes().decode("latin-1")
+        per_record = np.cumsum(counts)                          # token bytes up to each record's end
+        char_end = np.concatenate(([0], out_end))[per_record].tolist()
+        char_start = [0] + char_end[:-1]
+        if any(a == z for a, z in zip(char_start, char_end)):
+            raise KallsymsError("kallsyms_names: a symbol record expands to nothing")
+        types = [text[a] for a in char_start]
+        names = [text[a + 1:z] for a, z in zip(char_start, char_end)]
         return names, types
 
     @staticmethod
@@ -209,10 +266,14 @@ class KallsymsSymbols:
 
     source = "kallsyms tables in guest memory"
 
-    def __init__(self, info: VmcoreInfo, read: ReadVirt) -> None:
+    def __init__(self, info: VmcoreInfo, read: ReadVirt, source: Optional[str] = None,
+                 notes: Optional[List[str]] = None) -> None:
         self._info, self._read = info, read
         self._table: Optional[Kallsyms] = None
         self.error: Optional[str] = None
+        if source is not None:
+            self.source = source
+        self._notes = notes       # where a load failure is said (a kernel's notes), if given
 
     @property
     def table(self) -> Optional[Kallsyms]:
@@ -221,6 +282,8 @@ class KallsymsSymbols:
                 self._table = Kallsyms(self._info, self._read)
             except KmemdbgError as err:
                 self.error = f"no symbols: {err}"
+                if self._notes is not None:
+                    self._notes.append(self.error)
         return self._table
 
     def address(self, name: str) -> Optional[int]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .errors import KmemdbgError
 from .arch import Arch, arch_named
@@ -110,6 +110,22 @@ class Kernel(Session):
         self._vmap_allocs: Dict[int, Allocation] = {}
         #: accept layout defaults where the dump gives no evidence (else LayoutError)
         self.guess_layout = False
+
+    #: opens drgn's Program over this kernel on the first use of :attr:`prog` (set by
+    #: :func:`kmemdbg.open` for dump files: most commands never need drgn), or None
+    _prog_factory: Optional[Callable[[], Any]] = None
+
+    @property
+    def prog(self):
+        """drgn's ``Program`` over the same kernel (None without drgn), opened on first use."""
+        if self.__dict__.get("_prog") is None and self._prog_factory is not None:
+            factory, self._prog_factory = self._prog_factory, None
+            self.__dict__["_prog"] = factory()
+        return self.__dict__.get("_prog")
+
+    @prog.setter
+    def prog(self, value) -> None:
+        self.__dict__["_prog"] = value
 
     @classmethod
     def build(cls, memory: PhysicalMemory, info: VmcoreInfo, arch: "Arch | str", description: str,

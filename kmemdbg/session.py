@@ -37,7 +37,7 @@ class Session:
     tables: KernelTables
     walker: Walker
     description: str
-    prog: Optional[object] = None
+    prog: Optional[object] = field(default=None, repr=False, compare=False)
     #: what was degraded while opening (the root table unreadable with allow_truncated, ...)
     notes: List[str] = field(default_factory=list)
 
