@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import KmemdbgError
 from ..parse import parse_address, parse_number
-from . import calls
+from . import arg_types, calls
 from .renderers import Output
 from .spec import CLI, CRASH, DRGN, EVERYWHERE, Command, arg
 
@@ -27,16 +27,7 @@ def _hex(value: Optional[int]) -> Optional[str]:
 
 def _count_arg(text: str) -> int:
     """A count: decimal or 0x-hexadecimal, at least 1."""
-    from ..errors import AddressError
-    from ..parse import parse_count
-
-    try:
-        value = parse_count(text, "count")
-    except AddressError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a count of at least 1")
-    return value
+    return arg_types.count(text, "count", 1)
 
 
 def _owner_json(owner) -> Optional[Dict[str, Any]]:
@@ -230,7 +221,7 @@ COMMANDS: Tuple[Command, ...] = (
         arg("-p", "--physical", action="store_true", help="ADDR is physical", exclusive_group="space"),
         arg("-u", "--user", action="store_true", help="ADDR is a user address of the task --pid",
             exclusive_group="space"),
-        arg("--pid", type=int, help="the task whose user address space -u reads"),
+        arg("--pid", type=arg_types.pid, help="the task whose user address space -u reads"),
         *(arg(f"-{b}", dest="bits", action="store_const", const=b, exclusive_group="width",
               help=f"{b}-bit units" + (" (the default; values are annotated)" if b == 64 else ""))
           for b in _BITS),
