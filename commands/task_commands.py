@@ -55,8 +55,10 @@ def percpu_text(argument: str, a) -> List[str]:
     if var is not None:
         what = f"{var.type_name} {var.name}" if var.type_name else var.name
         head = f"{argument}: per-cpu {what} ({var.size_bytes} bytes) +0x{a.offset:x}"
-    else:
+    elif a.names_known:
         head = f"{argument}: per-cpu section padding, +0x{a.offset:x} from __per_cpu_start"
+    else:
+        head = f"{argument}: per-cpu +0x{a.offset:x} from __per_cpu_start (no variable names in BTF)"
     lines = [_fit(head), f"  linked at {addr(a.linked_va)}"
              + (f"; {addr(a.va)} is cpu {a.cpu}'s copy" if a.cpu is not None else "")]
     lines += [f"  cpu {c.cpu:<4} {addr(c.va)}  pa {addr(c.pa)}" for c in a.copies]

@@ -64,6 +64,7 @@ class PerCpuAnswer:
     section_start: int
     section_end: int
     copies: Tuple[PerCpuCopy, ...]
+    names_known: bool = True    # False: BTF lists no per-cpu variables (a slice's BTF subset)
 
 
 def percpu_layout(kernel) -> PerCpuLayout:
@@ -86,7 +87,8 @@ def percpu_of(kernel, va: int) -> PerCpuAnswer:
     base = hit.variable.va if hit.variable is not None else layout.start
     linked = base + hit.offset
     copies = tuple(PerCpuCopy(cpu, cva, kernel.walker.walk(cva).pa) for cpu, cva in layout.copies(linked))
-    return PerCpuAnswer(va, linked, hit.cpu, hit.variable, hit.offset, layout.start, layout.end, copies)
+    return PerCpuAnswer(va, linked, hit.cpu, hit.variable, hit.offset, layout.start, layout.end, copies,
+                        bool(layout.variables))
 
 
 # -- tasks ------------------------------------------------------------------------------------

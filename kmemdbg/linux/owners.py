@@ -360,13 +360,15 @@ def percpu_special(layout: PerCpuLayout, hit: PerCpuHit) -> Special:
     """The :class:`Special` of a per-cpu hit: the variable (or the section, in padding), the
     cpu's copy's range, and where the other copies are."""
     var = hit.variable
-    name = var.name if var is not None else "per-cpu section"
+    name = var.name if var is not None else "per-cpu section" if layout.variables else "per-cpu data"
     linked = (var.va if var is not None else layout.start)
     size = var.size_bytes if var is not None else layout.size_bytes
     what = f"{var.type_name} " if var is not None and var.type_name else ""
     if hit.cpu is None:
         start = linked
-        lead = f"per-cpu offset 0x{linked:x} (+0x{hit.offset:x}) of {what}{name}"
+        lead = f"per-cpu offset 0x{linked:x} (+0x{hit.offset:x}) of {what}{name}" if var is not None else (
+            f"per-cpu offset 0x{hit.va:x} in __per_cpu_start..__per_cpu_end"
+            + ("" if layout.variables else " (no variable names in BTF)"))
         copies = layout.copies(hit.va)
         shown = ", ".join(f"cpu {c} 0x{v:x}" for c, v in copies[:PERCPU_SHOWN_CPUS])
         more = f" and {len(copies) - PERCPU_SHOWN_CPUS} more" if len(copies) > PERCPU_SHOWN_CPUS else ""
@@ -374,6 +376,8 @@ def percpu_special(layout: PerCpuLayout, hit: PerCpuHit) -> Special:
     else:
         start = hit.va - hit.offset
         detail = (f"cpu {hit.cpu}'s copy of {what}{name}, +0x{hit.offset:x}; "
+                  if var is not None or layout.variables else f"cpu {hit.cpu}'s copy of per-cpu offset "
+                  f"0x{linked + hit.offset:x} (no variable names in BTF); ") + (
                   f"linked at 0x{linked:x}, __per_cpu_offset[{hit.cpu}] 0x{layout.offsets[hit.cpu]:x}")
     return Special(PERCPU_VARIABLE, name, start, start + max(size, 1), None,
                    (f"cpu{hit.cpu}",) if hit.cpu is not None else (), detail, percpu=hit)
