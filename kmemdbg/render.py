@@ -5,6 +5,7 @@ as ``0x%016x`` in text and as lowercase ``"0x..."`` strings in JSON.
 """
 from __future__ import annotations
 
+import re
 import textwrap
 from typing import Any, Dict, List, Optional
 
@@ -72,27 +73,31 @@ def owner_json(owner, va: Optional[int] = None) -> Optional[Dict[str, Any]]:
         return {"kind": owner.kind, "name": owner.name, "symbol": owner.symbol, "offset": owner.offset,
                 "module": owner.module, "text": owner.text}
     text = str(owner)
-    words = text.split()
-    sym, off, mod = _ps_parts(text)
+    head, off = text, None
+    tail = re.search(r"\+0x([0-9a-f]+)$", text)
+    if tail is not None and not re.search(r"/0x[0-9a-f]+$", text):  # a %pS name+0xoff/0xsize keeps its own
+        head, off = text[:tail.start()], int(tail.group(1), 16)
+    words = head.split()
+    sym, sym_off, mod = _ps_parts(text)
+    if sym is not None and re.fullmatch(r"(0x)?[0-9a-f]+", sym):
+        sym = None  # an address printed for want of a symbol
     if text.startswith("kernel ") and len(words) == 2:
-        return {"kind": "image-section", "name": words[1], "symbol": None, "offset": None, "module": None,
+        return {"kind": "image-section", "name": words[1], "symbol": None, "offset": off, "module": None,
                 "text": text}
     if text.startswith("module ") and len(words) >= 2:
-        return {"kind": "module", "name": words[1], "symbol": None, "offset": None, "module": words[1],
-                "text": text}
+        return {"kind": "module", "name": words[1], "symbol": None, "offset": off, "module": words[1],
+                "text": text, "section": words[2] if len(words) > 2 else None}
     if text.startswith("vmap "):
-        name = text[5:].split(" [")[0]
-        return {"kind": "vmap-area", "name": name, "symbol": None, "offset": None,
+        name = head[5:].split(" [")[0]
+        return {"kind": "vmap-area", "name": name, "symbol": None, "offset": off,
                 "module": _ps_parts(name)[2], "text": text}
     if text.startswith("slab cache ") and len(words) >= 3:
-        return {"kind": "slab-object", "name": words[2], "symbol": None,
-                "offset": int(words[-1].rpartition("+0x")[2], 16) if "+0x" in words[-1] else None,
-                "module": None, "text": text}
+        return {"kind": "slab-object", "name": words[2], "symbol": None, "offset": off, "module": None,
+                "text": text}
     if sym is not None:
-        return {"kind": "module" if mod else "symbol", "name": mod or sym, "symbol": sym, "offset": off,
+        return {"kind": "module" if mod else "symbol", "name": mod or sym, "symbol": sym, "offset": sym_off,
                 "module": mod, "text": text}
-    return {"kind": "memory", "name": text.split("+0x")[0], "symbol": None, "offset": None, "module": None,
-            "text": text}
+    return {"kind": "memory", "name": head, "symbol": None, "offset": off, "module": None, "text": text}
 
 
 def walk_json(walk: Walk) -> Dict[str, Any]:
