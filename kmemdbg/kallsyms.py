@@ -96,17 +96,18 @@ class Kallsyms:
         tokens = self._tokens(read, where["kallsyms_token_table"], where["kallsyms_token_index"])
         names, types = self._names(read, where["kallsyms_names"], count, tokens)
         addresses = self._addresses(info, read, count, names)
-        import numpy as np
-
-        order = np.argsort(np.array(addresses, dtype=np.uint64), kind="stable").tolist()
-        self.addresses = [addresses[i] for i in order]
-        self.names = [names[i] for i in order]
-        self.types = "".join([types[i] for i in order])
+        order = sorted(range(count), key=addresses.__getitem__)     # stable: aliases keep table order
+        if all(i == j for i, j in zip(order, range(count))):        # the usual case: already in order
+            self.addresses, self.names, self.types = addresses, names, "".join(types)
+        else:
+            self.addresses = [addresses[i] for i in order]
+            self.names = [names[i] for i in order]
+            self.types = "".join([types[i] for i in order])
         # the first symbol of a name in address order wins, as with setdefault
         self._by_name: Dict[str, int] = dict(zip(reversed(self.names), reversed(self.addresses)))
 
     @staticmethod
-    def _tokens(read: ReadVirt, table_va: int, index_va: int) -> List[bytes]:
+    def _tokens(read: ReadVirt, table_va: int, index_va: int) -> List[str]:
         index = array("H")
         index.frombytes(read(index_va, 512))
         last = max(index)
@@ -116,66 +117,44 @@ class Kallsyms:
             end = blob.find(b"\0", off)
             if end < 0:
                 raise KallsymsError("kallsyms_token_table: a token is not NUL-terminated")
-            out.append(blob[off:end])
+            out.append(blob[off:end].decode("latin-1"))
         return out
 
     @staticmethod
-    def _names(read: ReadVirt, names_va: int, count: int, tokens: List[bytes]) -> Tuple[List[str], List[str]]:
+    def _names(read: ReadVirt, names_va: int, count: int, tokens: List[str]) -> Tuple[List[str], List[str]]:
         """Every record's expanded text, split into (names, type letters), in table order.
 
-        The records are split in one pass over the length bytes; the token
-        expansion of all of them is then one numpy gather (it was the
-        start-up's hot spot, a Python join per symbol).
+        One pass over the records; each is expanded by ``str.join`` over a
+        ``map`` of the token list (the start-up's hot spot was a generator
+        per symbol through a chunked stream).
         """
-        import numpy as np
-
-        buf = bytearray()
-        va = names_va
-        first = array("q")          # per record: the position of its first token byte in ``buf``
-        sizes = array("q")          # and its number of token bytes
-        pos = 0
+        token = tokens.__getitem__
+        buf = b""
+        pos = end = 0
+        va = names_va               # next virtual address to read
+        texts: List[str] = []
+        keep = texts.append
         for _ in range(count):
-            if pos + 2 > len(buf):
+            if pos + 2 > end:
                 more = _chunk(read, va)
-                buf += more
-                va += len(more)
+                buf, pos, va = buf[pos:] + more, 0, va + len(more)
+                end = len(buf)
             n = buf[pos]
             if n & 0x80:
                 n = (n & 0x7F) | (buf[pos + 1] << 7)
                 pos += 1
+            pos += 1
             if not n:
                 raise KallsymsError("kallsyms_names: an empty symbol record")
-            first.append(pos + 1)
-            sizes.append(n)
-            pos += 1 + n
-        while pos > len(buf):
-            more = _chunk(read, va)
-            buf += more
-            va += len(more)
-        starts = np.frombuffer(first, dtype=np.int64)
-        counts = np.frombuffer(sizes, dtype=np.int64)
-        is_token = np.zeros(pos, dtype=bool)
-        is_token[np.repeat(starts - (np.cumsum(counts) - counts), counts)
-                 + np.arange(int(counts.sum()), dtype=np.int64)] = True
-        raw = np.frombuffer(bytes(buf[:pos]), dtype=np.uint8)
-        idx = raw[is_token]                                     # every record's token bytes, in order
-        tok_len = np.array([len(t) for t in tokens], dtype=np.int64)
-        tok_off = np.zeros(256, dtype=np.int64)
-        tok_off[1:] = np.cumsum(tok_len)[:-1]
-        tok_blob = np.frombuffer(b"".join(tokens) or b"\0", dtype=np.uint8)
-        lens = tok_len[idx]                                     # characters each token byte gives
-        out_end = np.cumsum(lens)
-        total = int(out_end[-1]) if len(out_end) else 0
-        src_pos = np.repeat(tok_off[idx] - (out_end - lens), lens) + np.arange(total, dtype=np.int64)
-        text = tok_blob[src_pos].tobytes().decode("latin-1")
-        per_record = np.cumsum(counts)                          # token bytes up to each record's end
-        char_end = np.concatenate(([0], out_end))[per_record].tolist()
-        char_start = [0] + char_end[:-1]
-        if any(a == z for a, z in zip(char_start, char_end)):
+            while pos + n > end:
+                more = _chunk(read, va)
+                buf, pos, va = buf[pos:] + more, 0, va + len(more)
+                end = len(buf)
+            keep("".join(map(token, buf[pos:pos + n])))
+            pos += n
+        if not all(texts):
             raise KallsymsError("kallsyms_names: a symbol record expands to nothing")
-        types = [text[a] for a in char_start]
-        names = [text[a + 1:z] for a, z in zip(char_start, char_end)]
-        return names, types
+        return [t[1:] for t in texts], [t[0] for t in texts]
 
     @staticmethod
     def _addresses(info: VmcoreInfo, read: ReadVirt, count: int, names: List[str]) -> List[int]:
@@ -191,17 +170,20 @@ class Kallsyms:
         offsets = array("i")
         offsets.frombytes(read(offsets_va, 4 * count))
         mask = (1 << 64) - 1
-        relative = [(base + (o & 0xFFFFFFFF)) & mask for o in offsets]
-        percpu = [(o if o >= 0 else (base - 1 - o)) & mask for o in offsets]
         stext = info.symbol("_stext")
         if stext is not None and "_stext" in names:
-            i = names.index("_stext")
-            if percpu[i] == stext and relative[i] != stext:
-                return percpu
-            if relative[i] != stext and percpu[i] != stext:
-                raise KallsymsError(f"kallsyms puts _stext at neither 0x{relative[i]:x} nor "
-                                    f"0x{percpu[i]:x}; vmcoreinfo says 0x{stext:x}")
-        return relative
+            o = offsets[names.index("_stext")]
+            relative, percpu = (base + (o & 0xFFFFFFFF)) & mask, (o if o >= 0 else (base - 1 - o)) & mask
+            if percpu == stext and relative != stext:
+                return [(o if o >= 0 else (base - 1 - o)) & mask for o in offsets]
+            if relative != stext and percpu != stext:
+                raise KallsymsError(f"kallsyms puts _stext at neither 0x{relative:x} nor "
+                                    f"0x{percpu:x}; vmcoreinfo says 0x{stext:x}")
+        if base + (1 << 32) <= mask:
+            u32 = array("I")
+            u32.frombytes(offsets.tobytes())
+            return [base + o for o in u32]
+        return [(base + (o & 0xFFFFFFFF)) & mask for o in offsets]
 
     def __len__(self) -> int:
         return len(self.addresses)
