@@ -119,3 +119,47 @@ def test_ptdump_json_of_the_whole_kernel_is_small(dump):
     items = json.loads(out)["results"]
     # before: 65,536 ESPFIX objects (22 MB); the repeats now are one range each
     assert len(items) < 2000 and len(out) < 4 << 20, (len(items), len(out))
+
+
+def _model_flags(m):
+    from kmemdbg.model import arm64 as a64
+    from kmemdbg.model import x86
+
+    return x86.PAGE_KERNEL_RO if m.params["arch"] == "x86_64" else a64.PAGE_KERNEL_RO
+
+
+@pytest.mark.parametrize("mode", ["x86_64-4level", "arm64-4k-48", "arm64-64k-52"])
+def test_lone_leaves_of_one_frame_at_a_stride_are_one_json_range_the_model_agrees_with(tmp_path, mode):
+    """Oracle: the model's ground truth (``KernelModel.truth``) at every leaf and every hole."""
+    import kmemdbg
+    from kmemdbg.model import build_kernel
+
+    m = build_kernel(mode, seed=7)
+    ps = m.space.geometry.page_size
+    flags = _model_flags(m)
+    frame = m.allocator.alloc(ps)
+    base = m.params["vmalloc_used"][1] + 64 * ps
+    stride, count = 16 * ps, 40
+    for i in range(count):
+        m.space.map(base + i * stride, frame, ps, ps, flags)
+    other = base + count * stride + 64 * ps        # two lone leaves only: left apart
+    for i in range(2):
+        m.space.map(other + i * stride, frame, ps, ps, flags)
+    path = tmp_path / "m.core"
+    m.write_vmcore(str(path))
+    k = kmemdbg.open(core=str(path))
+    status, out, err = run(k, "--json", "ptdump", "--start", hex(base), "--end", hex(other + 4 * stride))
+    assert status == 0, err
+    items = json.loads(out)["results"]
+    strided = [o for o in items if o["stride"]]
+    assert len(strided) == 1 and len([o for o in items if not o["stride"]]) == 2, items
+    r = strided[0]
+    assert (int(r["start"], 16), r["stride"], r["page_size"], r["pa_rule"]) == (base, stride, ps, "repeat")
+    end = int(r["end"], 16)
+    assert end == base + (count - 1) * stride + ps
+    for va in range(base, end, stride // 4):
+        t = m.truth(va + 8)
+        mapped = (va - base) % stride < ps
+        assert t.mapped == mapped, hex(va)
+        if mapped:
+            assert t.pa == int(r["pa"], 16) + (va + 8 - base) % r["pa_period"], hex(va)
