@@ -450,7 +450,8 @@ class Kernel(Session):
         if mm is None:
             if pid is None:
                 raise KmemdbgError("give a pid or an mm_struct address")
-            match = [t for t in self.tasks() if t.pid == pid]
+            # threads too (init_task.tasks holds group leaders only); the leader walk then gives the error
+            match = [t for t in self.owners.tasks() if t.pid == pid] or [t for t in self.tasks() if t.pid == pid]
             if not match:
                 raise KmemdbgError(f"no task with pid {pid}")
             mm = match[0].mm_va
