@@ -23,6 +23,7 @@ import bisect
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from .gcpause import collection_paused
 from .errors import KmemdbgError
 from .arch import Arch, arch_named
 from .layout import MASK64, Evidence, Layout, Region, discover
@@ -397,13 +398,14 @@ class Kernel(Session):
         ``claimed`` (parallel to ``vas``) gives claimed physical addresses.
         What a bogus physical frame holds is worked out once per frame.
         """
-        batch = self.walker.translate_many(vas)
-        memo: Dict[int, PhysInfo] = {}
-        out = []
-        for i, va in enumerate(batch.vas):
-            f = batch.faults[i]
-            fault = None if f is None else WalkFault(f[0], f[1])
-            out.append(self._check(va, claimed[i] if claimed else None, batch.pas[i], fault, (), memo))
+        with collection_paused():
+            batch = self.walker.translate_many(vas)
+            memo: Dict[int, PhysInfo] = {}
+            out = []
+            for i, va in enumerate(batch.vas):
+                f = batch.faults[i]
+                fault = None if f is None else WalkFault(f[0], f[1])
+                out.append(self._check(va, claimed[i] if claimed else None, batch.pas[i], fault, (), memo))
         return out
 
     def _describe_cached(self, pa: int, memo: Dict[int, PhysInfo]) -> PhysInfo:

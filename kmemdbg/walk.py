@@ -24,6 +24,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 from .arch.base import (ENTRY_INVALID, ENTRY_LEAF, ENTRY_RESERVED, ENTRY_TABLE, MASK64, NON_CANONICAL, NOT_PRESENT,
                         RESERVED, ROOT_MISALIGNED, TABLE_LOOP, TABLE_UNREADABLE, PagingFormat, Permissions)
 from .errors import PhysicalReadError
+from .gcpause import collection_paused
 from .memory import PhysicalMemory, TableCache, declared
 
 #: Entries each per-snapshot memo of a :class:`Walker` holds before it starts over.
@@ -372,7 +373,8 @@ class Walker:
         """
         vas = tuple(v & MASK64 for v in vas)
         one = self.translate_one
-        got = [one(va) for va in vas]
+        with collection_paused():
+            got = [one(va) for va in vas]
         return BatchResult(vas, tuple(g[0] for g in got), tuple(g[1] for g in got), tuple(g[2] for g in got))
 
     def _batch_slow(self, va: int):
