@@ -160,7 +160,15 @@ def main() -> int:
     vas, mix, spares = split_spares(pairs, max(ns))
     print(f"dump: {a.recipe} (full), {k.tables.format.name}; N up to {len(vas)} distinct addresses in random "
           f"order ({extra} of them extra offsets in already-chosen pages); mix {dict(mix)}")
-    n0 = vas[:ns[0]]
+    seen_pages = set()
+    n0 = []             # per-address rows: one address in each of ns[0] distinct pages
+    for va in vas:
+        if va >> 12 not in seen_pages:
+            seen_pages.add(va >> 12)
+            n0.append(va)
+            if len(n0) == ns[0]:
+                break
+    print(f"read/translate rows: {len(n0)} addresses, each in a distinct 4 KiB page")
     pgd = drgn.Object(prog, "void *", k.tables.root_va)
     follow = _drgn._linux_helper_follow_phys
     c_walk = per(quiet(lambda va: follow(prog, pgd, va)), n0)

@@ -185,6 +185,9 @@ class Walker:
     - decoded entries, keyed by the entry's physical address and level: the
       :class:`Step` an entry gives and where it leads (next table or leaf
       frame), so a walk through cached tables decodes nothing twice;
+    - path prefixes: for the VA range one last-level table covers, the steps
+      above it (the same for every address there), so a walk under a table
+      already reached looks up one entry;
     - the batch memo of :meth:`translate_one` / :meth:`translate_many`: per
       level, VA prefix -> last-level table, leaf frame or fault (a TLB
       whose entries are whole tables).
@@ -215,6 +218,8 @@ class Walker:
         # batch memo: per level i, key va >> (shift_i + bits_i) -> node
         self._memo: List[Dict[int, tuple]] = [dict() for _ in self.format.levels]
         self._entries: Dict[int, Tuple[Step, int, int, int]] = {}
+        # va >> (span of the last level) -> (steps, permission bits, table pa) above the last level
+        self._prefixes: Dict[int, Tuple[Tuple[Step, ...], Tuple[int, ...], int]] = {}
 
     def _current(self) -> None:
         """Drop the memos when the cache dropped its tables (or a live source moved on)."""
@@ -245,10 +250,36 @@ class Walker:
                 fmt.levels[0].name, ROOT_MISALIGNED,
                 f"root table pa 0x{table_pa:x} is not {fmt.root_align}-byte aligned",
                 table_pa=table_pa, depth=0))
+        entries = self._entries
+        prefixes = self._prefixes
+        pkey = va >> self._span[-1]
+        pre = prefixes.get(pkey)
+        if pre is not None:
+            # The path above the last level is the same for every va under one last-level
+            # table: only the last entry is looked up (the slow path below stored it).
+            psteps, praws, table_pa = pre
+            last, shift, imask = self._hot[-1]
+            key = (table_pa + ((va >> shift) & imask) * 8) << 3 | last
+            hit = entries.get(key)
+            if hit is None:
+                hit = self._decode(va, last, table_pa, list(psteps))
+                if hit.__class__ is Walk:
+                    return hit  # type: ignore[return-value]
+                if len(entries) >= MEMO_LIMIT:
+                    entries.clear()
+                entries[key] = hit  # type: ignore[assignment]
+            step, out, size, pbits = hit  # type: ignore[misc]
+            rkey = praws + (pbits,)
+            perms = self._perms.get(rkey)
+            if perms is None:
+                if len(self._perms) >= MEMO_LIMIT:
+                    self._perms.clear()
+                perms = self._perms[rkey] = fmt.permissions(rkey, last)
+            return Walk(va, fmt.name, self.root_pa, psteps + (step,), out | (va & (size - 1)), size, perms, None)
         steps: List[Step] = []
         raws: List[int] = []
         seen: List[int] = []
-        entries = self._entries
+        last_level = self._nlev - 1
         for i, shift, imask in self._hot:
             if table_pa in seen:
                 return self._done(va, steps, None, None, None, Fault(
@@ -256,6 +287,10 @@ class Walker:
                     f"table pa 0x{table_pa:x} already used at level {self._lv[seen.index(table_pa)][0]}",
                     table_pa=table_pa, depth=i))
             seen.append(table_pa)
+            if i == last_level:
+                if len(prefixes) >= MEMO_LIMIT:
+                    prefixes.clear()
+                prefixes[pkey] = (tuple(steps), tuple(raws), table_pa)
             key = (table_pa + ((va >> shift) & imask) * 8) << 3 | i
             hit = entries.get(key)
             if hit is None:

@@ -84,3 +84,19 @@ def test_memo_of_one_walker_does_not_leak_into_another_root():
     b = Walker(fmt, mem, 0x11000, cache=a.cache)
     assert a.walk(va).pa == 0x5ABC and b.walk(va).pa == 0x7ABC
     assert a.walk(va).pa == 0x5ABC and b.translate_one(va)[0] == 0x7ABC
+
+
+def test_walks_under_one_last_level_table_share_the_path_above_it():
+    mem = DictMemory()
+    base = 0xFFFFC90000200000
+    shifts, bits = (39, 30, 21, 12), (9, 9, 9, 9)
+    tables = (0x1000, 0x2000, 0x3000, 0x4000)
+    chain(mem, base, shifts, bits, tables, (0x2063, 0x3063, 0x4063, 0x5063))
+    chain(mem, base + 0x1000, shifts, bits, tables, (0x2063, 0x3063, 0x4063, (1 << 63) | 0x6063))   # NX
+    chain(mem, base + 0x2000, shifts, bits, tables, (0x2063, 0x3063, 0x4063, 0))         # not present
+    w = Walker(x86_64.paging_format(4), mem, 0x1000)
+    a, b, c = w.walk(base + 0x10), w.walk(base + 0x1010), w.walk(base + 0x2010)
+    assert (a.pa, b.pa) == (0x5010, 0x6010)
+    assert [s.table_pa for s in b.steps] == list(tables) and b.steps[-1].index == 1
+    assert a.permissions.short() == "RWX/---" and b.permissions.short() == "RW-/---"  # NX only on b's leaf
+    assert c.fault is not None and c.fault.level == "PTE" and c.steps[-1].index == 2 and len(c.steps) == 4
