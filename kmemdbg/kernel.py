@@ -91,6 +91,10 @@ IMAGE_SECTIONS = (("text", "_text", "_etext"), ("rodata", "__start_rodata", "__e
                   ("bss", "__bss_start", "__bss_stop"))
 
 
+#: "the caller did not translate the address" (None would mean "unmapped")
+_UNKNOWN = object()
+
+
 class Kernel(Session):
     """See the module docstring.  Build with :func:`kmemdbg.open`."""
 
@@ -313,8 +317,9 @@ class Kernel(Session):
             return None
         return Allocation("image-section", sec.name, sec.start, sec.end, detail=self.symbols.name_of(va) or "")
 
-    def _slab_allocation(self, va: int) -> Optional[Allocation]:
-        pa = self.walker.translate_one(va)[0]
+    def _slab_allocation(self, va: int, pa: object = _UNKNOWN) -> Optional[Allocation]:
+        if pa is _UNKNOWN:
+            pa = self.walker.translate_one(va)[0]
         if pa is None:
             return None
         obj = self.slabs().object_of(pa)
@@ -325,8 +330,11 @@ class Kernel(Session):
         return Allocation("slab-object", obj.cache or "slab object", base, base + size,
                           detail=slab_detail(va - base, obj.object_size))
 
-    def allocation_of(self, va: int, region: Region) -> Optional[Allocation]:
-        """The allocation holding ``va``: image section, module section, vmap area or slab object."""
+    def allocation_of(self, va: int, region: Region, pa: object = _UNKNOWN) -> Optional[Allocation]:
+        """The allocation holding ``va``: image section, module section, vmap area or slab object.
+
+        ``pa`` is ``va``'s physical address (or None: unmapped) when the caller already
+        translated it."""
         special = self.owners.special(va, region.kind, self.tables.format.page_size)  # stack, guard, per-cpu
         if special is not None:
             return Allocation(special.kind, special.name, special.start, special.end, special.caller,
@@ -336,14 +344,16 @@ class Kernel(Session):
         if region.kind in ("vmalloc", "module"):
             return self._module_allocation(va) or self._vmap_allocation(va)
         if region.kind in ("linear", "percpu"):
-            return self._slab_allocation(va)
+            return self._slab_allocation(va, pa)
         return None
 
     def classify(self, va: int) -> Classification:
         """The region of virtual ``va`` and the allocation in it where known."""
-        va &= MASK64
+        return self._classify(va & MASK64, _UNKNOWN)
+
+    def _classify(self, va: int, pa: object) -> Classification:
         region = self.layout.region_of(va)
-        alloc = self.allocation_of(va, region)
+        alloc = self.allocation_of(va, region, pa)
         if alloc is not None and alloc.kind == "module" and region.kind != "module":
             # arm64 modules live inside the vmalloc range next to the image.
             region = Region("module", f"module {alloc.name}", alloc.start, alloc.end,
@@ -417,7 +427,7 @@ class Kernel(Session):
 
     def _check(self, va: int, claimed_pa: Optional[int], walk_pa: Optional[int],
                fault: Optional[WalkFault], pages, memo: Dict[int, PhysInfo]) -> Check:
-        cls = self.classify(va)
+        cls = self._classify(va & MASK64, walk_pa)       # the walk's pa: no second translation
         return judge(va, claimed_pa, walk_pa, fault, pages, cls.region, cls.allocation,
                      kernel_pa(self.layout, va), lambda pa: self._describe_cached(pa, memo))
 

@@ -118,9 +118,15 @@ class Layout:
                 return
 
     def value_source(self, name: str) -> str:
-        for k, v in self.value_sources:
-            if k == name:
-                return v
+        sources = self.__dict__.get("_source_map")
+        if sources is None:
+            sources = {}
+            for k, v in self.value_sources:
+                sources.setdefault(k, v)      # the first one given, as the scan it replaces
+            object.__setattr__(self, "_source_map", sources)
+        got = sources.get(name)
+        if got is not None:
+            return got
         self.value(name)
         return self.__dict__.get("_deferred_sources", {}).get(name, "unknown")
 

@@ -29,10 +29,14 @@ def _debug_direct(layout: "Layout", va: int, pa: int, pob: int) -> str:
     if phys_bits is None or not 0 < phys_bits <= 64:
         return ("unknown: phys_addr_valid() needs boot_cpu_data.x86_phys_bits, which is "
                 + layout.value_source("x86_phys_bits"))
-    src = layout.value_source("x86_phys_bits")
     if pa >> phys_bits:
+        src = layout.value_source("x86_phys_bits")
         return f"would BUG (VIRTUAL_BUG_ON: !phys_addr_valid(): beyond {phys_bits} physical bits, from {src})"
-    return f"accepted (within {phys_bits} physical bits, from {src})"
+    accepted = layout.__dict__.get("_x86_pa_accepted")      # the same sentence for every valid pa
+    if accepted is None:
+        accepted = f"accepted (within {phys_bits} physical bits, from {layout.value_source('x86_phys_bits')})"
+        object.__setattr__(layout, "_x86_pa_accepted", accepted)
+    return accepted
 
 
 def kernel_pa(layout: "Layout", va: int) -> PaArithmetic:
