@@ -260,21 +260,12 @@ class Walker:
             psteps, praws, table_pa = pre
             last, shift, imask = self._hot[-1]
             key = (table_pa + ((va >> shift) & imask) * 8) << 3 | last
-            hit = entries.get(key)
-            if hit is None:
-                hit = self._decode(va, last, table_pa, list(psteps))
-                if hit.__class__ is Walk:
-                    return hit  # type: ignore[return-value]
-                if len(entries) >= MEMO_LIMIT:
-                    entries.clear()
-                entries[key] = hit  # type: ignore[assignment]
+            hit = entries.get(key) or self._decode_kept(key, va, last, table_pa, list(psteps))
+            if hit.__class__ is Walk:
+                return hit  # type: ignore[return-value]
             step, out, size, pbits = hit  # type: ignore[misc]
             rkey = praws + (pbits,)
-            perms = self._perms.get(rkey)
-            if perms is None:
-                if len(self._perms) >= MEMO_LIMIT:
-                    self._perms.clear()
-                perms = self._perms[rkey] = fmt.permissions(rkey, last)
+            perms = self._perms.get(rkey) or self._permissions_kept(rkey, last)
             return Walk(va, fmt.name, self.root_pa, psteps + (step,), out | (va & (size - 1)), size, perms, None)
         steps: List[Step] = []
         raws: List[int] = []
@@ -292,27 +283,34 @@ class Walker:
                     prefixes.clear()
                 prefixes[pkey] = (tuple(steps), tuple(raws), table_pa)
             key = (table_pa + ((va >> shift) & imask) * 8) << 3 | i
-            hit = entries.get(key)
-            if hit is None:
-                hit = self._decode(va, i, table_pa, steps)
-                if hit.__class__ is Walk:
-                    return hit  # type: ignore[return-value]
-                if len(entries) >= MEMO_LIMIT:
-                    entries.clear()
-                entries[key] = hit  # type: ignore[assignment]
+            hit = entries.get(key) or self._decode_kept(key, va, i, table_pa, steps)
+            if hit.__class__ is Walk:
+                return hit  # type: ignore[return-value]
             step, out, size, pbits = hit  # type: ignore[misc]
             steps.append(step)
             raws.append(pbits)
             if size:
                 rkey = tuple(raws)
-                perms = self._perms.get(rkey)
-                if perms is None:
-                    if len(self._perms) >= MEMO_LIMIT:
-                        self._perms.clear()
-                    perms = self._perms[rkey] = fmt.permissions(raws, i)
+                perms = self._perms.get(rkey) or self._permissions_kept(rkey, i)
                 return Walk(va, fmt.name, self.root_pa, tuple(steps), out | (va & (size - 1)), size, perms, None)
             table_pa = out
         raise AssertionError("unreachable: the last level is always a leaf")  # pragma: no cover
+
+    def _decode_kept(self, key: int, va: int, i: int, table_pa: int, steps: List[Step]):
+        """:meth:`_decode`, remembering a table or leaf entry under ``key`` (faults are not kept)."""
+        hit = self._decode(va, i, table_pa, steps)
+        if hit.__class__ is not Walk:
+            if len(self._entries) >= MEMO_LIMIT:
+                self._entries.clear()
+            self._entries[key] = hit  # type: ignore[assignment]
+        return hit
+
+    def _permissions_kept(self, rkey: Tuple[int, ...], level: int) -> Permissions:
+        """The permissions of a path whose permission bits per level are ``rkey``, remembered."""
+        if len(self._perms) >= MEMO_LIMIT:
+            self._perms.clear()
+        perms = self._perms[rkey] = self.format.permissions(rkey, level)
+        return perms
 
     def _decode(self, va: int, i: int, table_pa: int, steps: List[Step]):
         """Read and decode the level-``i`` entry for ``va`` in the table at ``table_pa``.
