@@ -157,7 +157,7 @@ def test_commands_import_from_the_checkout():
     assert proc.returncode == 0, proc.stderr
     path, names = proc.stdout.splitlines()
     assert os.path.realpath(path) == os.path.join(os.path.realpath(ROOT), "commands", "__init__.py")
-    assert names == "layout classify vtop check ptov slice ptdump audit demo"
+    assert names == "layout classify vtop check ptov slice ptdump audit demo page vmap percpu tasks vm rd search"
 
 
 def test_drgn_loads_the_plugin_from_the_checkout():
@@ -180,4 +180,5 @@ def test_every_front_end_is_built_from_the_one_table():
     assert all(f"  {name} " in help_text() for name in GDB_COMMANDS)
     for session in (table.DRGN, table.CRASH):
         offered = [c.name for c in table.offered(session)]
-        assert offered == ["layout", "classify", "vtop", "check", "ptov", "ptdump", "audit"]
+        assert offered == ["layout", "classify", "vtop", "check", "ptov", "ptdump", "audit", "page", "vmap",
+                           "percpu", "tasks", "vm", "rd", "search"]
