@@ -144,6 +144,10 @@ def call_vtop(inv: Invocation) -> VtopResult:
 
     def one(a: str) -> Translation:
         va = parse_address(a, k)
+        if user is None and k.arch_spec.is_user_address(k.tables.format, va):
+            from ..errors import AddressError
+
+            raise AddressError(f"0x{va:x}: user address: give --pid or --mm")
         walk = (user or k.walker).walk(va)
         return Translation(walk, k.classify(va), frame_page(k, walk.pa))
     return VtopResult(each_argument(args.addresses, one))
