@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
-from .arch.base import (ENTRY_INVALID, ENTRY_LEAF, ENTRY_RESERVED, ENTRY_TABLE, MASK64, NON_CANONICAL, NOT_PRESENT,
+from .arch.base import (ENTRY_INVALID, ENTRY_LEAF, ENTRY_RESERVED, MASK64, NON_CANONICAL, NOT_PRESENT,
                         RESERVED, ROOT_MISALIGNED, TABLE_LOOP, TABLE_UNREADABLE, PagingFormat, Permissions)
 from .errors import PhysicalReadError
 from .gcpause import collection_paused
@@ -178,7 +178,7 @@ class Walker:
     shares table pages already read.  Pass ``cache`` to share it with other
     walkers of the same snapshot (for example kernel and user roots).
 
-    On top of the table pages a walker keeps two per-snapshot memos, both
+    On top of the table pages a walker keeps three per-snapshot memos, all
     dropped with the cache's tables (:attr:`TableCache.epoch`) and so when
     a live source moves on:
 
@@ -192,7 +192,9 @@ class Walker:
       level, VA prefix -> last-level table, leaf frame or fault (a TLB
       whose entries are whole tables).
 
-    Both are bounded (:data:`MEMO_LIMIT` entries each, then started over).
+    Flag names and permissions, which depend only on entry bits, are kept
+    per format and shared by its walkers.  Every memo is bounded
+    (:data:`MEMO_LIMIT` entries each, then started over).
     """
 
     def __init__(self, fmt: PagingFormat, memory: PhysicalMemory, root_pa: int,
