@@ -57,25 +57,6 @@ def _chunk(read: ReadVirt, va: int) -> bytes:
     return more
 
 
-class _Stream:
-    """Sequential byte reader over virtual memory, in chunks of CHUNK_BYTES."""
-
-    def __init__(self, read: ReadVirt, va: int) -> None:
-        self._read, self._va, self._buf, self._pos = read, va, b"", 0
-
-    def take(self, n: int) -> bytes:
-        while len(self._buf) - self._pos < n:
-            more = self._read(self._va, CHUNK_BYTES)
-            if not more:
-                raise KallsymsError(f"kallsyms_names: nothing readable at 0x{self._va:x}")
-            self._va += len(more)
-            self._buf = self._buf[self._pos:] + more
-            self._pos = 0
-        out = self._buf[self._pos:self._pos + n]
-        self._pos += n
-        return out
-
-
 class Kallsyms:
     """Every vmlinux symbol of one kernel: names, addresses and type letters.
 
