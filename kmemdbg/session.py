@@ -71,7 +71,6 @@ class Session:
             return self.memory.read(pa, size)       # the usual case: inside one page
         out = bytearray()
         while size > 0:
-            pa, page, _fault = self.walker.translate_one(va)
             if pa is None:
                 from .errors import AddressError
 
@@ -79,6 +78,8 @@ class Session:
             n = min(size, page - (pa & (page - 1)))
             out += self.memory.read(pa, n)
             va, size = va + n, size - n
+            if size > 0:
+                pa, page, _fault = self.walker.translate_one(va)
         return bytes(out)
 
 
