@@ -86,7 +86,7 @@ class DumpFile:
     is the fast path of :mod:`kmemdbg.sources.elfcore`.
     """
 
-    def __init__(self, path: str, min_size: int = 0, what: str = "a dump", map_file: bool = True) -> None:
+    def __init__(self, path: str, min_size: int = 0, what: str = "a dump") -> None:
         self.path = path
         self._fd: Optional[int] = open_regular(path)
         self.size = os.fstat(self._fd).st_size
@@ -94,7 +94,7 @@ class DumpFile:
             self.close()
             raise SourceError(f"{path}: too short for {what} ({self.size} bytes)")
         self.view: Optional[mmap.mmap] = None
-        if map_file and self.size:
+        if self.size:
             try:
                 self.view = mmap.mmap(self._fd, self.size, access=mmap.ACCESS_READ)
             except (OSError, ValueError, OverflowError):
