@@ -85,7 +85,6 @@ def open(core: Optional[str] = None, kcore: bool = False, qmp: Optional[str] = N
 
     drgn = importlib.util.find_spec("drgn")    # imported (0.1 s) only where drgn is used
     notes: List[str] = []
-    note_sink = notes
     prog_factory = None
     if vmlinux:
         check_regular(vmlinux)
@@ -111,13 +110,13 @@ def open(core: Optional[str] = None, kcore: bool = False, qmp: Optional[str] = N
             from .sources.drgn_program import open_core_prog, prog_over
 
             if kind.drgn_opens:
-                def prog_factory(core=core):
-                    return open_core_prog(core, note_sink, arch_of_vmcoreinfo)
+                def prog_factory(sink: List[str], core=core):
+                    return open_core_prog(core, sink, arch_of_vmcoreinfo)
             else:
-                def prog_factory(core=core, memory=memory, raw_info=raw_info, guest=guest):
-                    return prog_over(memory, core, note_sink, raw_info, guest)
+                def prog_factory(sink: List[str], core=core, memory=memory, raw_info=raw_info, guest=guest):
+                    return prog_over(memory, core, sink, raw_info, guest)
             if vmlinux:
-                prog = prog_factory()    # DWARF is read through drgn
+                prog = prog_factory(notes)    # DWARF is read through drgn
         description = core
     else:
         memory = open_source(kcore=kcore, qmp=qmp, prog=prog, arch=arch_named(arch) if arch else None)
@@ -137,7 +136,6 @@ def open(core: Optional[str] = None, kcore: bool = False, qmp: Optional[str] = N
 
         check_vmlinux(vmlinux, info)      # another kernel's DWARF would give wrong symbols
     kernel = kernel_from(memory, info, guest, SymbolTable.empty(), description, prog, notes)
-    note_sink = kernel.notes    # what a lazily opened drgn has to say goes to the kernel's notes
     kernel.guess_layout = guess_layout
     check_root(kernel, allow_truncated)
     if prog is None and prog_factory is not None:

@@ -116,16 +116,17 @@ class Kernel(Session):
         #: accept layout defaults where the dump gives no evidence (else LayoutError)
         self.guess_layout = False
 
-    #: opens drgn's Program over this kernel on the first use of :attr:`prog` (set by
-    #: :func:`kmemdbg.open` for dump files: most commands never need drgn), or None
-    _prog_factory: Optional[Callable[[], Any]] = None
+    #: opens drgn's Program over this kernel on the first use of :attr:`prog`, saying what it
+    #: has to say in the list it is given (the kernel's notes); set by :func:`kmemdbg.open`
+    #: for dump files (most commands never need drgn), or None
+    _prog_factory: Optional[Callable[[List[str]], Any]] = None
 
     @property
     def prog(self):
         """drgn's ``Program`` over the same kernel (None without drgn), opened on first use."""
         if self.__dict__.get("_prog") is None and self._prog_factory is not None:
             factory, self._prog_factory = self._prog_factory, None
-            self.__dict__["_prog"] = factory()
+            self.__dict__["_prog"] = factory(self.notes)
         return self.__dict__.get("_prog")
 
     @prog.setter
