@@ -106,3 +106,20 @@ def open_dump(dump: RealDump, opener=None):
     prog = drgn.Program()
     prog.set_core_dump(dump.path)
     return opener(dump.path), prog
+
+
+_KERNELS: Dict[str, object] = {}
+
+
+def kernel_of(dump: RealDump):
+    """``kmemdbg.open(core=dump.path)``, opened once per dump for the test session; skips
+    when the dump is not built."""
+    import pytest
+
+    if dump.missing():
+        pytest.skip(dump.missing())
+    if dump.id not in _KERNELS:
+        import kmemdbg
+
+        _KERNELS[dump.id] = kmemdbg.open(core=dump.path)
+    return _KERNELS[dump.id]

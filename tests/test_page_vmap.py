@@ -26,25 +26,16 @@ from typing import Dict
 
 import pytest
 
-import kmemdbg
 from kmemdbg.errors import KmemdbgError
 from kmemdbg.pageinfo import page_info, resolve_frame
 from kmemdbg.vmapinfo import vmap_listing
-from realdumps import ROOT, all_dumps, debug_vmlinux
+from realdumps import ROOT, all_dumps, debug_vmlinux, kernel_of
 
 pytestmark = pytest.mark.real
 DUMPS = all_dumps()
 FULL = [d for d in DUMPS if d.kind == "full"]
-_kernels: Dict[str, object] = {}
 _progs: Dict[str, object] = {}
-
-
-def _kernel(dump):
-    if dump.missing():
-        pytest.skip(dump.missing())
-    if dump.id not in _kernels:
-        _kernels[dump.id] = kmemdbg.open(core=dump.path)
-    return _kernels[dump.id]
+_kernel = kernel_of
 
 
 def _drgn(dump):

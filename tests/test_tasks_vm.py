@@ -25,7 +25,7 @@ import pytest
 import kmemdbg
 from kmemdbg.errors import KmemdbgError
 
-from realdumps import all_dumps, debug_vmlinux
+from realdumps import all_dumps, debug_vmlinux, kernel_of
 
 drgn = pytest.importorskip("drgn")
 _drgn = pytest.importorskip("_drgn")
@@ -33,16 +33,8 @@ _drgn = pytest.importorskip("_drgn")
 pytestmark = pytest.mark.real
 DUMPS = all_dumps()
 FULL = [d for d in DUMPS if d.kind == "full"]
-_kernels = {}
 _progs = {}
-
-
-def kernel(dump):
-    if dump.missing():
-        pytest.skip(dump.missing())
-    if dump.id not in _kernels:
-        _kernels[dump.id] = kmemdbg.open(core=dump.path)
-    return _kernels[dump.id]
+kernel = kernel_of
 
 
 def prog(dump, dwarf: bool = False):
