@@ -33,6 +33,20 @@ class LinearOffset:
     source: str
 
 
+@dataclass(eq=False)
+class PhysicalView:
+    """A read-only buffer holding physical memory exactly as a source's ``read`` gives it.
+
+    ``segments`` are sorted, disjoint ``(pa_start, pa_end, buffer_offset)``
+    triples: physical ``[pa_start, pa_end)`` is at ``buffer[buffer_offset:
+    buffer_offset + pa_end - pa_start]``.  Physical memory outside them is
+    read through the source (holes, zero-filled or truncated ranges).
+    """
+
+    buffer: object
+    segments: Tuple[Tuple[int, int, int], ...]
+
+
 class PhysicalMemory(Protocol):
     """Reads bytes of physical memory, and says what else it knows.
 
@@ -64,6 +78,10 @@ class PhysicalMemory(Protocol):
     - ``linear_offset(image_start_va)``: the direct-map offset the headers
       give (segments at or above ``image_start_va``, the kernel image, are
       skipped), or None.
+    - ``physical_view()``: a :class:`PhysicalView`, a read-only buffer and
+      the physical ranges whose bytes it holds as ``read`` gives them (a
+      mapped dump file), so walks and reads can run compiled
+      (:mod:`kmemdbg.walk_accel`); None when there is none.
     """
 
     zero_fills_holes: bool
@@ -87,6 +105,9 @@ class PhysicalMemory(Protocol):
         ...
 
     def linear_offset(self, image_start_va: int) -> Optional[LinearOffset]:  # pragma: no cover
+        ...
+
+    def physical_view(self) -> Optional["PhysicalView"]:  # pragma: no cover - protocol
         ...
 
 
@@ -126,6 +147,10 @@ class MemorySource:
         """Direct-map offset from the source's headers, or None."""
         return None
 
+    def physical_view(self) -> Optional["PhysicalView"]:
+        """A read-only buffer holding the source's bytes, or None (reads go through ``read``)."""
+        return None
+
     def moved_on(self) -> None:
         """The target may have changed: per-snapshot caches must start over."""
         self.generation += 1
@@ -162,6 +187,12 @@ class BytesMemory(MemorySource):
     def ram_ranges(self) -> Optional[List[Tuple[int, int]]]:
         return [(self.base_pa, self.base_pa + len(self._data))]
 
+    def physical_view(self) -> Optional[PhysicalView]:
+        view = self.__dict__.get("_view")
+        if view is None:
+            view = self._view = PhysicalView(self._data, ((self.base_pa, self.base_pa + len(self._data), 0),))
+        return view
+
     def read(self, pa: int, size: int) -> bytes:
         off = pa - self.base_pa
         if size < 0 or off < 0 or off + size > len(self._data):
@@ -177,10 +208,13 @@ class _TableDict(dict):
     """
 
     epoch = 0
+    #: a page was replaced: the cache no longer holds what the source reads
+    replaced = False
 
     def __setitem__(self, pa, table) -> None:
         if pa in self:
             self.epoch += 1
+            self.replaced = True
         dict.__setitem__(self, pa, table)
 
     def clear(self) -> None:
@@ -214,6 +248,11 @@ class TableCache:
     def epoch(self) -> int:
         """Grows each time tables were dropped or replaced (memos built on them start over)."""
         return self._tables.epoch  # type: ignore[attr-defined]
+
+    @property
+    def replaced(self) -> bool:
+        """True once a table page was replaced by one the source does not hold (tests, patches)."""
+        return self._tables.replaced  # type: ignore[attr-defined]
 
     def fresh(self) -> None:
         """Drop every table read in an earlier generation of a live source."""

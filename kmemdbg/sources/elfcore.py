@@ -19,7 +19,7 @@ from typing import List, Optional, Tuple
 
 from ..arch import ARCHES, arch_for_elf_machine
 from ..errors import PhysicalReadError, SourceError
-from ..memory import LinearOffset, MemorySource
+from ..memory import LinearOffset, MemorySource, PhysicalView
 from .dumpfile import DumpFile, open_regular
 
 PT_LOAD = 1
@@ -204,6 +204,21 @@ class ElfCoreMemory(MemorySource):
             want = chunk_end
         return bytes(out)
 
+    def physical_view(self) -> Optional[PhysicalView]:
+        """The file's read-only map and the PT_LOAD bytes it holds (None when read with ``pread``).
+
+        Only bytes the file holds are in the view: a segment's zero-filled
+        tail (``p_memsz`` past ``p_filesz``) and a segment cut short by a
+        truncated file are read through :meth:`read`.
+        """
+        if self._view is None:
+            return None
+        view = self.__dict__.get("_physical_view")
+        if view is None:
+            segs = tuple((pa, end, pa + delta) for pa, (end, delta) in zip(self._starts, self._fast) if end > pa)
+            view = self._physical_view = PhysicalView(self._view, segs)
+        return view
+
     def ram_ranges(self) -> Optional[List[Tuple[int, int]]]:
         """Physical ``[start, end)`` of every PT_LOAD, sorted."""
         return sorted((pa, pa + memsz) for pa, _f, _o, memsz, _v in self.loads)
@@ -243,4 +258,5 @@ class ElfCoreMemory(MemorySource):
 
     def close(self) -> None:
         self._view = None
+        self.__dict__.pop("_physical_view", None)
         self._file.close()
