@@ -55,7 +55,8 @@ class Session:
     def read(self, va: int, size: int) -> bytes:
         """Read ``size`` bytes at virtual ``va`` through kmemdbg's own translation.
 
-        Each page is translated through the walker's per-snapshot memo
+        The compiled walk reads the plain case (:meth:`~kmemdbg.walk.Walker.read`);
+        otherwise each page is translated through the walker's per-snapshot memo
         (:meth:`~kmemdbg.walk.Walker.translate_one`); only a fault is walked
         again in full, for its message.  Raises
         :class:`~kmemdbg.errors.KmemdbgError` with the fault line when a page
@@ -66,6 +67,9 @@ class Session:
 
             raise AddressError(f"0x{va:016x}: a read of {size} bytes is out of bounds "
                                f"(at most {MAX_READ_BYTES})")
+        got = self.walker.read(va, size)
+        if got is not None:
+            return got
         pa, page, _fault = self.walker.translate_one(va)
         if pa is not None and (pa & (page - 1)) + size <= page:
             return self.memory.read(pa, size)       # the usual case: inside one page

@@ -26,6 +26,7 @@ from .arch.base import (ENTRY_INVALID, ENTRY_LEAF, ENTRY_RESERVED, MASK64, NON_C
 from .errors import PhysicalReadError
 from .gcpause import collection_paused
 from .memory import PhysicalMemory, TableCache, declared
+from .walk_accel import accelerator
 
 #: Entries each per-snapshot memo of a :class:`Walker` holds before it starts over.
 MEMO_LIMIT = 1 << 18
@@ -203,20 +204,38 @@ class Walker:
             raise ValueError(f"half must be both, upper or lower, not {half!r}")
         self.half = half
         self.format = fmt
-        self.memory = memory
         self.root_pa = root_pa
         self.cache = cache if cache is not None else TableCache(memory)
-        src = declared(memory)
-        self._zero_fill = bool(src.zero_fills_holes)
-        self._live = bool(src.live)
         self._nlev, self._span, self._lv, self._batch_params, self._hot, self._flags, self._perms = _plan(fmt)
         self._half_bit = _HALF_BIT[half]
         self._top_ones = MASK64 >> fmt.uniform_from
         self._root_misaligned = bool(root_pa % fmt.root_align)
+        self.memory = memory
+
+    @property
+    def memory(self) -> PhysicalMemory:
+        """The physical source walked (setting another one starts the memos over)."""
+        return self._memory
+
+    @memory.setter
+    def memory(self, memory: PhysicalMemory) -> None:
+        self._memory = memory
+        src = declared(memory)
+        self._zero_fill = bool(src.zero_fills_holes)
+        self._live = bool(src.live)
+        # the compiled walk of the plain case (kmemdbg.walk_accel), over this source's own
+        # bytes; never for a live source
+        self._accel_of = None if self._live else accelerator(self.format, src.physical_view(), self.root_pa,
+                                                             self._half_bit)
         self._reset()
 
     def _reset(self) -> None:
         self._epoch = self.cache.epoch
+        # a table the cache holds that the source does not (a test's patch) turns the compiled walk off
+        accel = None if self.cache.replaced else self._accel_of
+        self._accel = accel
+        self._c_translate = accel.translate if accel is not None else None
+        self._c_walk = accel.walk if accel is not None else None
         # batch memo: per level i, key va >> (shift_i + bits_i) -> node
         self._memo: List[Dict[int, tuple]] = [dict() for _ in self.format.levels]
         self._entries: Dict[int, Tuple[Step, int, int, int]] = {}
@@ -235,6 +254,11 @@ class Walker:
         """Translate ``va`` and record every level; never raises for bad tables."""
         if self._live or self._epoch != self.cache.epoch:
             self._current()
+        cw = self._c_walk
+        if cw is not None:
+            got = cw(va)
+            if got is not None:
+                return got
         fmt = self.format
         va &= MASK64
         top = va >> fmt.uniform_from
@@ -373,6 +397,11 @@ class Walker:
         """
         if self._live or self._epoch != self.cache.epoch:
             self._current()
+        ct = self._c_translate
+        if ct is not None:
+            got = ct(va)
+            if got is not None:
+                return got[0], got[1], None
         va &= MASK64
         hb = self._half_bit
         if hb is not None and va >> 63 != hb:
@@ -409,8 +438,26 @@ class Walker:
         vas = tuple(v & MASK64 for v in vas)
         one = self.translate_one
         with collection_paused():
+            if self._live or self._epoch != self.cache.epoch:
+                self._current()
+            if self._accel is not None:
+                # the compiled walk answers the plain case; the rest go through translate_one
+                pas, sizes = self._accel.translate_many(vas)
+                faults: List[Optional[Tuple[Optional[str], str]]] = [None] * len(vas)
+                for i, pa in enumerate(pas):
+                    if pa is None:
+                        pas[i], sizes[i], faults[i] = one(vas[i])
+                return BatchResult(vas, tuple(pas), tuple(sizes), tuple(faults))
             got = [one(va) for va in vas]
         return BatchResult(vas, tuple(g[0] for g in got), tuple(g[1] for g in got), tuple(g[2] for g in got))
+
+    def read(self, va: int, size: int) -> Optional[bytes]:
+        """``size`` bytes at virtual ``va`` through the compiled walk and the source's view,
+        or None when that is not the plain case (the caller reads page by page)."""
+        if self._live or self._epoch != self.cache.epoch:
+            self._current()
+        accel = self._accel
+        return accel.read(va, size) if accel is not None else None
 
     def _batch_slow(self, va: int):
         """Walk ``va`` fully and remember the tables and terminal entries it met."""
