@@ -21,6 +21,9 @@ Rows, each as microseconds per address and as a ratio kmemdbg / drgn:
 - start-up: ``python3 -m kmemdbg --core X layout`` vs ``drgn -c X -e pass`` (best of 3, each
   with its bytecode compiled, as an installed wheel has it)
 
+``KMEMDBG_PURE_PYTHON=1 python3 benchmarks/per_address.py ...`` measures the pure-Python
+walker (the reference) instead of the compiled inner loop.
+
 A measurement only: it asserts nothing about time.
 """
 from __future__ import annotations
@@ -158,6 +161,8 @@ def main() -> int:
     prog.set_core_dump(path)
     pairs, extra = distinct_addresses(k, max(ns) + len(KINDS), a.seed)
     vas, mix, spares = split_spares(pairs, max(ns))
+    print("walker: " + ("compiled inner loop (kmemdbg._walkc)" if k.walker._accel is not None else
+                        "pure Python (KMEMDBG_PURE_PYTHON set, or kmemdbg._walkc not built)"))
     print(f"dump: {a.recipe} (full), {k.tables.format.name}; N up to {len(vas)} distinct addresses in random "
           f"order ({extra} of them extra offsets in already-chosen pages); mix {dict(mix)}")
     seen_pages = set()
