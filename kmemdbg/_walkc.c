@@ -381,9 +381,9 @@ static int walk(FormatObject *f, ViewObject *v, const uint8_t *base, Py_ssize_t 
     return 0;
 }
 
-/* Common arguments: (view, root, half, va, ...). */
+/* Common arguments: (view, root, half, va, ...); va is parsed where the caller asks for it. */
 static int common_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, ViewObject **v,
-                       uint64_t *root, int *half) {
+                       uint64_t *root, int *half, uint64_t *va) {
     if (nargs != want) {
         PyErr_Format(PyExc_TypeError, "%zd arguments expected, %zd given", want, nargs);
         return -1;
@@ -400,6 +400,11 @@ static int common_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want,
     if (h == -1 && PyErr_Occurred())
         return -1;
     *half = h < 0 ? -1 : (int)h;
+    if (va) {          /* the single-address methods: args[3] is the virtual address */
+        *va = PyLong_AsUnsignedLongLongMask(args[3]);
+        if (*va == (uint64_t)-1 && PyErr_Occurred())
+            return -1;
+    }
     return 0;
 }
 
@@ -415,10 +420,8 @@ static PyObject *format_translate(FormatObject *self, PyObject *const *args, Py_
     ViewObject *v;
     uint64_t root, pa, size;
     int half;
-    if (common_args(args, nargs, 4, &v, &root, &half) < 0)
-        return NULL;
-    uint64_t va = PyLong_AsUnsignedLongLongMask(args[3]);
-    if (va == (uint64_t)-1 && PyErr_Occurred())
+    uint64_t va;
+    if (common_args(args, nargs, 4, &v, &root, &half, &va) < 0)
         return NULL;
     Py_buffer buf;
     if (get_buffer(v, &buf) < 0)
@@ -538,10 +541,8 @@ static PyObject *format_walk(FormatObject *self, PyObject *const *args, Py_ssize
         PyErr_SetString(PyExc_RuntimeError, "walk() before records()");
         return NULL;
     }
-    if (common_args(args, nargs, 4, &v, &root, &half) < 0)
-        return NULL;
-    uint64_t va = PyLong_AsUnsignedLongLongMask(args[3]);
-    if (va == (uint64_t)-1 && PyErr_Occurred())
+    uint64_t va;
+    if (common_args(args, nargs, 4, &v, &root, &half, &va) < 0)
         return NULL;
     Py_buffer buf;
     if (get_buffer(v, &buf) < 0)
@@ -581,10 +582,8 @@ static PyObject *format_read(FormatObject *self, PyObject *const *args, Py_ssize
     ViewObject *v;
     uint64_t root, pa, size;
     int half;
-    if (common_args(args, nargs, 5, &v, &root, &half) < 0)
-        return NULL;
-    uint64_t va = PyLong_AsUnsignedLongLongMask(args[3]);
-    if (va == (uint64_t)-1 && PyErr_Occurred())
+    uint64_t va;
+    if (common_args(args, nargs, 5, &v, &root, &half, &va) < 0)
         return NULL;
     Py_ssize_t want = PyLong_AsSsize_t(args[4]);
     if (want == -1 && PyErr_Occurred())
@@ -642,7 +641,7 @@ static PyObject *format_translate_many(FormatObject *self, PyObject *const *args
     ViewObject *v;
     uint64_t root, pa, size;
     int half;
-    if (common_args(args, nargs, 4, &v, &root, &half) < 0)
+    if (common_args(args, nargs, 4, &v, &root, &half, NULL) < 0)
         return NULL;
     PyObject *seq = PySequence_Fast(args[3], "vas must be a sequence of integers");
     if (!seq)

@@ -18,13 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kmemdbg import walk_accel
-from kmemdbg.arch import arm64, x86_64
 from kmemdbg.errors import KmemdbgError, PhysicalReadError
 from kmemdbg.memory import MemorySource, PhysicalView
 from kmemdbg.session import Session
 from kmemdbg.walk import Walker
 
 from realdumps import all_dumps, kernel_of
+from test_walker_fuzz import FORMATS
 
 pytestmark = pytest.mark.skipif(not walk_accel.enabled(), reason="kmemdbg._walkc is not built here "
                                                                   "(or KMEMDBG_PURE_PYTHON is set)")
@@ -97,13 +97,6 @@ def test_real_kernels_compiled_walk_matches_the_pure_walker(dump, monkeypatch):
             assert read_or_error(fast_s, va, size) == read_or_error(pure_s, va, size), (hex(va), size)
 
 
-FORMATS = [
-    x86_64.paging_format(4), x86_64.paging_format(5), x86_64.paging_format(4, 46, 1 << 47),
-    arm64.paging_format(4096, 39), arm64.paging_format(4096, 48), arm64.paging_format(4096, 52, 12),
-    arm64.paging_format(4096, 52, 16), arm64.paging_format(16384, 47), arm64.paging_format(16384, 48),
-    arm64.paging_format(16384, 52, 12), arm64.paging_format(65536, 42), arm64.paging_format(65536, 48),
-    arm64.paging_format(65536, 52, 12), arm64.paging_format(65536, 52, 16),
-]
 
 
 PAGES = 24
