@@ -599,9 +599,9 @@ static PyObject *format_read(FormatObject *self, PyObject *const *args, Py_ssize
     uint64_t first = size - (pa & (size - 1));
     if ((uint64_t)want <= first) {        /* the usual case: inside one page */
         int64_t off = view_offset(v, pa, (uint64_t)want, buf.len);
-        if (off < 0)
-            goto pure;
-        PyObject *out = PyBytes_FromStringAndSize((const char *)base + off, want);
+        /* mapped, but the view does not hold it: the physical address, for the source to read or refuse */
+        PyObject *out = off < 0 ? PyLong_FromUnsignedLongLong(pa)
+                                : PyBytes_FromStringAndSize((const char *)base + off, want);
         PyBuffer_Release(&buf);
         return out;
     }
@@ -696,7 +696,7 @@ static PyMethodDef format_methods[] = {
      "records(step_type, walk_type, level_names, format_name, leaf_kind, table_kind, flags, permissions, "
      "flag_bits, permission_bits, memo_limit): what walk() builds"},
     {"read", (PyCFunction)(void (*)(void))format_read, METH_FASTCALL,
-     "read(view, root_pa, half, va, size) -> bytes or None"},
+     "read(view, root_pa, half, va, size) -> bytes, the physical address of a one-page read the view lacks, or None"},
     {"translate_many", (PyCFunction)(void (*)(void))format_translate_many, METH_FASTCALL,
      "translate_many(view, root_pa, half, vas) -> (pas, page_sizes), None where not answered"},
     {NULL, NULL, 0, NULL},

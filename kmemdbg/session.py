@@ -69,7 +69,8 @@ class Session:
                                f"(at most {MAX_READ_BYTES})")
         got = self.walker.read(va, size)
         if got is not None:
-            return got
+            # bytes, or the physical address of a one-page read the view lacks (the source says why)
+            return got if type(got) is bytes else self.memory.read(got, size)
         pa, page, _fault = self.walker.translate_one(va)
         if pa is not None and (pa & (page - 1)) + size <= page:
             return self.memory.read(pa, size)       # the usual case: inside one page

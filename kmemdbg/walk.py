@@ -19,7 +19,7 @@ Addresses: ``va`` is virtual; ``pa``, ``table_pa``, ``entry_pa`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .arch.base import (ENTRY_INVALID, ENTRY_LEAF, ENTRY_RESERVED, MASK64, NON_CANONICAL, NOT_PRESENT,
                         RESERVED, ROOT_MISALIGNED, TABLE_LOOP, TABLE_UNREADABLE, PagingFormat, Permissions)
@@ -451,9 +451,11 @@ class Walker:
             got = [one(va) for va in vas]
         return BatchResult(vas, tuple(g[0] for g in got), tuple(g[1] for g in got), tuple(g[2] for g in got))
 
-    def read(self, va: int, size: int) -> Optional[bytes]:
-        """``size`` bytes at virtual ``va`` through the compiled walk and the source's view,
-        or None when that is not the plain case (the caller reads page by page)."""
+    def read(self, va: int, size: int) -> Union[bytes, int, None]:
+        """``size`` bytes at virtual ``va`` through the compiled walk and the source's view;
+        for a read inside one mapped page the view does not hold, its physical address
+        (the caller asks the source); None when that is not the plain case (the caller
+        reads page by page)."""
         if self._live or self._epoch != self.cache.epoch:
             self._current()
         accel = self._accel

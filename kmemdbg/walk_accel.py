@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 from .arch.base import PagingFormat
 from .memory import PhysicalView
@@ -39,13 +39,15 @@ class Accelerator:
 
     - ``translate(va) -> (pa, page_size) | None``
     - ``walk(va) -> Walk | None``: the full record, as :meth:`kmemdbg.walk.Walker.walk` gives it
-    - ``read(va, size) -> bytes | None``: ``size`` bytes at virtual ``va``, all pages or none
+    - ``read(va, size) -> bytes | int | None``: ``size`` bytes at virtual ``va``, all pages or
+      none; for a read inside one mapped page whose bytes the view does not hold, that
+      read's physical address (int) instead, for the source to read or refuse
     - ``translate_many(vas) -> (pas, page_sizes)``: lists, None where Python must answer
     """
 
     translate: Callable[[int], Optional[Tuple[int, int]]]
     walk: Callable[[int], Optional[object]]
-    read: Callable[[int, int], Optional[bytes]]
+    read: Callable[[int, int], Union[bytes, int, None]]
     translate_many: Callable[[Sequence[int]], Tuple[list, list]]
 
 
