@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from .gcpause import collection_paused
 from .errors import KmemdbgError
@@ -44,8 +44,7 @@ from .vmcoreinfo import VmcoreInfo
 from .walk import Walk, Walker
 
 
-@dataclass(frozen=True)
-class Allocation:
+class Allocation(NamedTuple):
     """What owns an address inside its region.
 
     ``kind``: vmap-area, module, image-section, slab-object or page.  ``start``
@@ -62,8 +61,7 @@ class Allocation:
     detail: str = ""
 
 
-@dataclass(frozen=True)
-class Classification:
+class Classification(NamedTuple):
     """The region of ``va`` and, where the data allows, the allocation inside it."""
 
     va: int
@@ -113,6 +111,8 @@ class Kernel(Session):
         self._slabs = None
         self._pages: Optional[PageEvidence] = None
         self._vmap_allocs: Dict[int, Allocation] = {}
+        #: the kernel's base page size in bytes
+        self._page_bytes = tables.format.page_size
         #: accept layout defaults where the dump gives no evidence (else LayoutError)
         self.guess_layout = False
 
@@ -323,7 +323,7 @@ class Kernel(Session):
             pa = self.walker.translate_one(va)[0]
         if pa is None:
             return None
-        obj = self.slabs().object_of(pa)
+        obj = (self._slabs or self.slabs()).object_of(pa)
         if obj is None:
             return None
         base = va - (pa - obj.object_pa) if obj.object_pa is not None else va - (pa - obj.head_pa)
@@ -336,16 +336,18 @@ class Kernel(Session):
 
         ``pa`` is ``va``'s physical address (or None: unmapped) when the caller already
         translated it."""
-        special = self.owners.special(va, region.kind, self.tables.format.page_size)  # stack, guard, per-cpu
+        kind = region.kind
+        # a stack, a guard page or a per-cpu variable first
+        special = (self._owners or self.owners).special(va, kind, self._page_bytes)
         if special is not None:
             return Allocation(special.kind, special.name, special.start, special.end, special.caller,
                               special.flags, special.detail)
-        if region.kind == "kernel-image":
-            return self._image_section(va)
-        if region.kind in ("vmalloc", "module"):
-            return self._module_allocation(va) or self._vmap_allocation(va)
-        if region.kind in ("linear", "percpu"):
+        if kind == "linear" or kind == "percpu":
             return self._slab_allocation(va, pa)
+        if kind == "kernel-image":
+            return self._image_section(va)
+        if kind == "vmalloc" or kind == "module":
+            return self._module_allocation(va) or self._vmap_allocation(va)
         return None
 
     def classify(self, va: int) -> Classification:
@@ -353,7 +355,7 @@ class Kernel(Session):
         return self._classify(va & MASK64, _UNKNOWN)
 
     def _classify(self, va: int, pa: object) -> Classification:
-        region = self.layout.region_of(va)
+        region = (self._layout or self.layout).region_of(va)
         alloc = self.allocation_of(va, region, pa)
         if alloc is not None and alloc.kind == "module" and region.kind != "module":
             # arm64 modules live inside the vmalloc range next to the image.
@@ -401,7 +403,7 @@ class Kernel(Session):
             first = va - va % page
             for p in range(first, va + size, page):
                 pages.append((p, self.translate(p).pa))
-        return self._check(va, claimed_pa, walk.pa, fault, tuple(pages), {})
+        return self._checker({})(va, claimed_pa, walk.pa, fault, tuple(pages))
 
     def check_many(self, vas: Sequence[int], claimed: Optional[Sequence[Optional[int]]] = None) -> List[Check]:
         """:meth:`check_virt_to_phys` for many addresses, sharing one batch translation.
@@ -411,12 +413,12 @@ class Kernel(Session):
         """
         with collection_paused():
             batch = self.walker.translate_many(vas)
-            memo: Dict[int, PhysInfo] = {}
+            check = self._checker({})
             out = []
             for i, va in enumerate(batch.vas):
                 f = batch.faults[i]
                 fault = None if f is None else WalkFault(f[0], f[1])
-                out.append(self._check(va, claimed[i] if claimed else None, batch.pas[i], fault, (), memo))
+                out.append(check(va, claimed[i] if claimed else None, batch.pas[i], fault, ()))
         return out
 
     def _describe_cached(self, pa: int, memo: Dict[int, PhysInfo]) -> PhysInfo:
@@ -426,11 +428,21 @@ class Kernel(Session):
             got = memo[frame] = self.describe_pa(frame)
         return PhysInfo(pa, got.kind, got.detail)
 
-    def _check(self, va: int, claimed_pa: Optional[int], walk_pa: Optional[int],
-               fault: Optional[WalkFault], pages, memo: Dict[int, PhysInfo]) -> Check:
-        cls = self._classify(va & MASK64, walk_pa)       # the walk's pa: no second translation
-        return judge(va, claimed_pa, walk_pa, fault, pages, cls.region, cls.allocation,
-                     kernel_pa(self.layout, va), lambda pa: self._describe_cached(pa, memo))
+    def _checker(self, memo: Dict[int, PhysInfo]):
+        """``check(va, claimed_pa, walk_pa, fault, pages) -> Check``: one verdict, with what bogus
+        frames hold kept in ``memo`` (physical frame -> PhysInfo) across the calls."""
+        layout, pa_rule, classify = self.layout, self.arch_spec.kernel_pa, self._classify
+
+        def describe(pa: int) -> PhysInfo:
+            return self._describe_cached(pa, memo)
+
+        def check(va: int, claimed_pa: Optional[int], walk_pa: Optional[int],
+                  fault: Optional[WalkFault], pages) -> Check:
+            va &= MASK64
+            cls = classify(va, walk_pa)         # the walk's pa: no second translation
+            return judge(va, claimed_pa, walk_pa, fault, pages, cls.region, cls.allocation,
+                         pa_rule(layout, va), describe)
+        return check
 
     # -- user address spaces ----------------------------------------------------
     def tasks(self, limit: int = 1 << 16) -> List[Task]:

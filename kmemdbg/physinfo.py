@@ -14,15 +14,14 @@ All ``pa`` values are physical addresses; ``ram`` ranges are ``[start, end)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 from .linux.page import page_offset, page_type_is
 from .linux.slab import SlabMarks, is_slab_page
 from .vmcoreinfo import VmcoreInfo
 
 
-@dataclass(frozen=True)
-class PhysInfo:
+class PhysInfo(NamedTuple):
     """``kind`` is one of beyond-ram, hole, page-table, kernel-image, free-page,
     slab-page, ram; ``detail`` is a human sentence."""
 

@@ -12,20 +12,17 @@ Addresses: ``pa`` physical; ``*_va`` virtual.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+import struct
+from typing import Dict, NamedTuple, Optional, Tuple
 
 from .errors import KmemdbgError
 from .linux.page import PageOffsets, page_type_is  # noqa: F401 - page_type_is re-exported
 from .linux.slab import SlabMarks, is_slab_page
 
-
-#: vmemmap pages (of struct pages) one :class:`Slabs` keeps: 4096 pages of 4 KiB describe 1 GiB.
-VMEMMAP_PAGES_KEPT = 4096
+_U64, _U32 = struct.Struct("<Q"), struct.Struct("<I")     # little-endian words of a struct page
 
 
-@dataclass(frozen=True)
-class SlabObject:
+class SlabObject(NamedTuple):
     """The slab object holding a physical address: cache name, object start (physical), stride."""
 
     cache: Optional[str]
@@ -48,7 +45,6 @@ class Slabs:
         self.head_off = offsets.compound_head if offsets.compound_head is not None else 8
         self.marks = SlabMarks.from_vmcoreinfo(info)
         self._caches: Dict[int, Tuple[Optional[str], Optional[int]]] = {}
-        self._vmemmap: Dict[int, bytes] = {}     # vmemmap page va -> its bytes ("" unreadable)
         self._btf_offsets: Optional[Tuple[int, int, int]] = None
         objs = kernel.objects()
         if objs is not None:
@@ -62,38 +58,28 @@ class Slabs:
     def _struct_page(self, pfn: int) -> Optional[bytes]:
         """Frame ``pfn``'s struct page (``page_struct`` bytes), None when it cannot be read.
 
-        The array is read a page of vmemmap at a time and kept (at most
-        :data:`VMEMMAP_PAGES_KEPT` pages): neighbouring frames share it.
+        Read on its own each time: one compiled translation and a copy of its
+        bytes, which costs less than keeping vmemmap pages when the frames
+        asked about are scattered (a triage script's pointers are).
         """
         if self.vmemmap is None:
             return None
-        va = self.vmemmap + pfn * self.page_struct
-        base = va - va % self.page_size
-        chunk = self._vmemmap.get(base)
-        if chunk is None:
-            if len(self._vmemmap) >= VMEMMAP_PAGES_KEPT:
-                self._vmemmap.clear()
-            try:
-                chunk = self.kernel.read(base, self.page_size)
-            except KmemdbgError:
-                chunk = b""
-            self._vmemmap[base] = chunk
-        off = va - base
-        if off + self.page_struct <= len(chunk):
-            return chunk[off:off + self.page_struct]
-        try:   # an entry that straddles two vmemmap pages, or a page that could not be read whole
-            return self.kernel.read(va, self.page_struct)
+        try:
+            return self.kernel.read(self.vmemmap + pfn * self.page_struct, self.page_struct)
         except KmemdbgError:
             return None
 
     def is_slab_pfn(self, pfn: int, raw: Optional[bytes] = None) -> bool:
         """Whether frame ``pfn``'s own struct page marks a slab (head) page."""
         raw = raw if raw is not None else self._struct_page(pfn)
-        if raw is None:
-            return False
-        word = (int.from_bytes(raw[self.mapcount_off:self.mapcount_off + 4], "little")
-                if self.mapcount_off is not None else None)
-        return bool(is_slab_page(self.marks, int.from_bytes(raw[0:8], "little"), word))
+        return raw is not None and self._marks_slab(raw)
+
+    def _marks_slab(self, raw: bytes) -> bool:
+        """Whether struct page bytes ``raw`` mark a slab page (:func:`is_slab_page` on its
+        ``flags`` word and, where VMCOREINFO places it, its ``_mapcount`` word)."""
+        mo = self.mapcount_off
+        word = _U32.unpack_from(raw, mo)[0] if mo is not None else None
+        return bool(is_slab_page(self.marks, _U64.unpack_from(raw, 0)[0], word))
 
     def head_of(self, pa: int) -> Optional[int]:
         """Physical address of the head page of the slab holding ``pa``, or None."""
@@ -101,11 +87,13 @@ class Slabs:
         raw = self._struct_page(pfn)
         if raw is None:
             return None
-        head = int.from_bytes(raw[self.head_off:self.head_off + 8], "little")
-        if head & 1 and self.vmemmap is not None:
+        head = _U64.unpack_from(raw, self.head_off)[0]
+        if head & 1 and self.vmemmap is not None:       # a tail page: compound_head | 1
             pfn = ((head - 1) - self.vmemmap) // self.page_struct
-            raw = None
-        return pfn * self.page_size if self.is_slab_pfn(pfn, raw) else None
+            raw = self._struct_page(pfn)
+            if raw is None:
+                return None
+        return pfn * self.page_size if self._marks_slab(raw) else None
 
     def cache_of(self, head_pa: int) -> Tuple[Optional[str], Optional[int]]:
         """(cache name, object size in bytes) of the slab whose head page is at ``head_pa``."""

@@ -10,15 +10,13 @@ Addresses: ``va`` virtual, ``*_pa`` physical.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, NamedTuple, Optional, Tuple
 
 from .physinfo import PhysInfo
 from .virt_to_phys import MISMATCH, NOT_APPLICABLE, OK, UNMAPPED, Check, PaArithmetic
 
 
-@dataclass(frozen=True)
-class WalkFault:
+class WalkFault(NamedTuple):
     """Why the page tables give no frame for the address: ``reason`` at table ``level``."""
 
     level: Optional[str]

@@ -8,8 +8,7 @@ All ``*_pa`` values are physical, ``va`` virtual.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 from .arch import UnknownArchitectureError, arch_named
 from .arch.spec import PaArithmetic, PageArray
@@ -41,8 +40,7 @@ NOT_APPLICABLE = "not-applicable"
 VERDICTS = (OK, MISMATCH, UNMAPPED, NOT_APPLICABLE)
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):
     """A verdict on ``virt_to_phys(va)`` (or on a claimed physical address).
 
     ``linear_pa`` is ``__pa(va)`` by the kernel's arithmetic, ``walk_pa``

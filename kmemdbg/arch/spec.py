@@ -11,7 +11,7 @@ Integers: ``*_pa`` physical addresses, ``*_va`` / ``va`` virtual addresses,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, FrozenSet, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..errors import LayoutError, SourceError
 from .base import MASK64, PagingFormat
@@ -44,8 +44,7 @@ class KernelTables:
     evidence: str
 
 
-@dataclass(frozen=True)
-class PaArithmetic:
+class PaArithmetic(NamedTuple):
     """``pa`` as ``__pa(va)`` computes it, the ``branch`` taken, and what a
     ``CONFIG_DEBUG_VIRTUAL`` kernel would have said (``debug_virtual``)."""
 

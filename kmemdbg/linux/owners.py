@@ -271,14 +271,14 @@ class OwnerIndex:
         copies in any kernel region, the linked (offset-like) per-cpu section
         wherever it is (x86-64 links it at 0, in the user half).
         """
-        if self._objects() is None:
-            return None
-        if region_kind in ("vmalloc", "module"):
+        if region_kind == "vmalloc" or region_kind == "module":
+            if self._objects() is None:
+                return None
             got = self._stack_or_guard(va, page_size)
             if got is not None:
                 return got
-        layout = self.percpu()
-        if layout is None or region_kind in ("non-canonical",):
+        layout = self._percpu if self._percpu_read else self.percpu()   # None without type information
+        if layout is None or region_kind == "non-canonical":
             return None
         if region_kind == "user" and not layout.start <= va < layout.end:
             return None
