@@ -27,17 +27,34 @@ All addresses are kernel virtual addresses.
 from __future__ import annotations
 
 import bisect
+import os
 from array import array
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .errors import KmemdbgError
 from .vmcoreinfo import VmcoreInfo
+from .walk_accel import PURE_ENV
 
 ReadVirt = Callable[[int, int], bytes]
 
 MAX_SYMBOLS = 1 << 21        # a sanity bound: Debian's 6.12 vmlinux has ~190k
 CHUNK_BYTES = 64 << 10       # kallsyms_names is read in pieces of this size
 MAX_SYMBOL_BYTES = 0x10000   # a larger gap between symbols ends a section
+
+
+#: the kallsyms tables that can follow kallsyms_names in the image (what bounds it)
+_TABLES_AFTER_NAMES = ("kallsyms_token_table", "kallsyms_token_index", "kallsyms_offsets",
+                       "kallsyms_relative_base", "kallsyms_addresses", "kallsyms_num_syms")
+MAX_NAMES_BYTES = 64 << 20   # kallsyms_names is read in one piece only up to this size
+
+try:
+    from . import _kallsymsc
+except ImportError:          # built without a C compiler: the Python decoder does it all
+    _kallsymsc = None
+
+#: Whether kallsyms_names is expanded by the compiled module: built, and KMEMDBG_PURE_PYTHON
+#: unset (or 0) when kmemdbg was imported.  Tests set it to False for the reference.
+COMPILED = _kallsymsc is not None and os.environ.get(PURE_ENV, "") in ("", "0")
 
 
 class KallsymsError(KmemdbgError):
@@ -55,6 +72,28 @@ def _chunk(read: ReadVirt, va: int) -> bytes:
     if not more:
         raise KallsymsError(f"kallsyms_names: nothing readable at 0x{va:x}")
     return more
+
+
+def _expand_compiled(info: VmcoreInfo, read: ReadVirt, names_va: int, count: int,
+                     tokens: List[str]) -> Optional[Tuple[List[str], str]]:
+    """(names, type letters) from the compiled expansion of kallsyms_names, or None when it
+    cannot be used here and :meth:`Kallsyms._names` decodes (the reference).
+
+    The table is read in one piece, up to the nearest kallsyms table VMCOREINFO places
+    after it (at most MAX_NAMES_BYTES); None when there is none, the read fails (a slice
+    keeps only the pages the records fill) or the records run past that piece.
+    """
+    after = [va for va in (info.symbol(n) for n in _TABLES_AFTER_NAMES) if va is not None and va > names_va]
+    if not after or min(after) - names_va > MAX_NAMES_BYTES:
+        return None
+    try:
+        blob = read(names_va, min(after) - names_va)
+    except KmemdbgError:
+        return None
+    try:
+        return _kallsymsc.expand(blob, count, [t.encode("latin-1") for t in tokens])
+    except ValueError as err:           # the same lines the Python decoder raises
+        raise KallsymsError(str(err)) from None
 
 
 class Kallsyms:
@@ -75,7 +114,8 @@ class Kallsyms:
         if not 0 < count <= MAX_SYMBOLS:
             raise KallsymsError(f"kallsyms_num_syms reads {count}: not a symbol count")
         tokens = self._tokens(read, where["kallsyms_token_table"], where["kallsyms_token_index"])
-        names, types = self._names(read, where["kallsyms_names"], count, tokens)
+        got = _expand_compiled(info, read, where["kallsyms_names"], count, tokens) if COMPILED else None
+        names, types = got if got is not None else self._names(read, where["kallsyms_names"], count, tokens)
         addresses = self._addresses(info, read, count, names)
         order = sorted(range(count), key=addresses.__getitem__)     # stable: aliases keep table order
         if all(i == j for i, j in zip(order, range(count))):        # the usual case: already in order
