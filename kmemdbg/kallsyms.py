@@ -40,6 +40,7 @@ ReadVirt = Callable[[int, int], bytes]
 MAX_SYMBOLS = 1 << 21        # a sanity bound: Debian's 6.12 vmlinux has ~190k
 CHUNK_BYTES = 64 << 10       # kallsyms_names is read in pieces of this size
 MAX_SYMBOL_BYTES = 0x10000   # a larger gap between symbols ends a section
+SCANNED_LOOKUPS = 32         # name lookups answered by a scan before a dict of names is built
 
 
 #: the kallsyms tables that can follow kallsyms_names in the image (what bounds it)
@@ -117,15 +118,15 @@ class Kallsyms:
         got = _expand_compiled(info, read, where["kallsyms_names"], count, tokens) if COMPILED else None
         names, types = got if got is not None else self._names(read, where["kallsyms_names"], count, tokens)
         addresses = self._addresses(info, read, count, names)
-        order = sorted(range(count), key=addresses.__getitem__)     # stable: aliases keep table order
-        if all(i == j for i, j in zip(order, range(count))):        # the usual case: already in order
+        if addresses == sorted(addresses):      # the usual case: already in address order
             self.addresses, self.names, self.types = addresses, names, "".join(types)
         else:
+            order = sorted(range(count), key=addresses.__getitem__)     # stable: aliases keep table order
             self.addresses = [addresses[i] for i in order]
             self.names = [names[i] for i in order]
             self.types = "".join([types[i] for i in order])
-        # the first symbol of a name in address order wins, as with setdefault
-        self._by_name: Dict[str, int] = dict(zip(reversed(self.names), reversed(self.addresses)))
+        self._by_name: Optional[Dict[str, int]] = None     # built once scans stop paying
+        self._scans = 0
 
     @staticmethod
     def _tokens(read: ReadVirt, table_va: int, index_va: int) -> List[str]:
@@ -210,8 +211,22 @@ class Kallsyms:
         return len(self.addresses)
 
     def address(self, name: str) -> Optional[int]:
-        """Virtual address of the first symbol called ``name``, or None."""
-        return self._by_name.get(name)
+        """Virtual address of the first symbol called ``name`` in address order, or None.
+
+        The first SCANNED_LOOKUPS lookups scan the name list (a command that needs
+        a few symbols never pays for an index of every name); later ones use a
+        dict built once, which keeps the same first symbol.
+        """
+        by_name = self._by_name
+        if by_name is None:
+            if self._scans < SCANNED_LOOKUPS:
+                self._scans += 1
+                try:
+                    return self.addresses[self.names.index(name)]
+                except ValueError:
+                    return None
+            by_name = self._by_name = dict(zip(reversed(self.names), reversed(self.addresses)))
+        return by_name.get(name)
 
     def lookup(self, va: int) -> Optional[Tuple[str, int, int]]:
         """``(name, start, size_bytes)`` of the symbol holding virtual ``va``, or None.

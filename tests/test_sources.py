@@ -135,3 +135,29 @@ def test_kmemdbg_kallsyms_and_drgn_kallsyms_answer_alike(name):
         assert k.symbols.name_of(va) == want, hex(va)
     for sym in ("init_task", "_stext", "init_mm"):
         assert k.symbols.address(sym) == prog.symbol(sym).address, sym
+
+@pytest.mark.parametrize("name", sorted(SLICES))
+def test_names_held_by_several_symbols_resolve_as_drgn_resolves_them(name):
+    """A name that several symbols share (static functions in different files): the
+    lookups answered by a scan and those answered by the name index both give drgn's
+    kallsyms loader's address for it, the first such symbol in address order."""
+    pytest.importorskip("drgn")
+    import kmemdbg
+    from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
+    from kmemdbg import kallsyms
+
+    k = kmemdbg.open(core=SLICES[name])
+    prog = k.prog
+    prog.register_symbol_finder("oracle", load_vmlinux_kallsyms(prog), enable_index=0)
+    table = k.symbols.table
+    seen, shared = set(), []
+    for n in table.names:
+        if n in seen and n not in shared:
+            shared.append(n)
+        seen.add(n)
+    shared = shared[:2 * kallsyms.SCANNED_LOOKUPS]
+    assert len(shared) == 2 * kallsyms.SCANNED_LOOKUPS       # half by scan, half by the index
+    for n in shared:
+        want = min(s.address for s in prog.symbols(n))
+        assert table.address(n) == want, n
+    assert table._by_name is not None
