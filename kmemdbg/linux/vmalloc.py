@@ -216,9 +216,14 @@ def find_area(areas: Sequence[VmapArea], starts: Sequence[int], va: int) -> Opti
     virtual ``va``, a busy one before a lazily freed one; None when no area holds it."""
     i = bisect.bisect_right(starts, va)
     # areas do not overlap, except a lazily freed one with a busy successor
-    hits = [a for a in areas[max(0, i - 4):i] if a.contains(va)]
-    hits.sort(key=lambda a: a.state != "busy")
-    return hits[0] if hits else None
+    first = None
+    for a in areas[max(0, i - 4):i]:
+        if a.start <= va < a.end:
+            if a.state == "busy":
+                return a
+            if first is None:
+                first = a
+    return first
 
 
 __all__ = ["VmapArea", "AreaCollection", "area_collections", "read_raw_areas", "read_area", "area_purpose", "busy_contains", "find_area", "guard_range", "VM_FLAG_WORDS", "VMAP_RAM",

@@ -23,11 +23,21 @@ def tag_reset(va: int) -> int:
     return va | (0xFF << 56) if va >> 55 & 1 else va & ((1 << 56) - 1)
 
 
+def _pa_quantities(layout: "Layout") -> tuple:
+    """(PAGE_OFFSET, PAGE_END, PHYS_OFFSET, kimage_voffset) of ``layout``, each None when
+    missing; looked up once per layout (a check batch asks for them per address)."""
+    got = layout.__dict__.get("_arm64_pa_quantities")
+    if got is None:
+        v = layout.value
+        got = (v("PAGE_OFFSET"), v("PAGE_END"), v("PHYS_OFFSET"), v("kimage_voffset"))
+        object.__setattr__(layout, "_arm64_pa_quantities", got)
+    return got
+
+
 def kernel_pa(layout: "Layout", va: int) -> PaArithmetic:
     """The kernel's own ``__pa(va)``; ``pa`` is None when a quantity is missing."""
-    v = layout.value
-    tagless = tag_reset(va)
-    po, pe, phys_off, voff = v("PAGE_OFFSET"), v("PAGE_END"), v("PHYS_OFFSET"), v("kimage_voffset")
+    tagless = va | (0xFF << 56) if va >> 55 & 1 else va & ((1 << 56) - 1)     # tag_reset(va)
+    po, pe, phys_off, voff = _pa_quantities(layout)
     if po is None or pe is None:
         return PaArithmetic(None, "needs PAGE_OFFSET/PAGE_END (missing)", "")
     if ((tagless - po) & MASK64) < ((pe - po) & MASK64):
