@@ -44,7 +44,8 @@ class Slabs:
         self.mapcount_off = offsets.mapcount
         self.head_off = offsets.compound_head if offsets.compound_head is not None else 8
         self.marks = SlabMarks.from_vmcoreinfo(info)
-        self._caches: Dict[int, Tuple[Optional[str], Optional[int]]] = {}
+        self._caches: Dict[int, Tuple[Optional[str], Optional[int]]] = {}     # head pa -> (name, size)
+        self._named: Dict[int, Tuple[Optional[str], Optional[int]]] = {}      # kmem_cache va -> (name, size)
         self._btf_offsets: Optional[Tuple[int, int, int]] = None
         objs = kernel.objects()
         if objs is not None:
@@ -83,6 +84,11 @@ class Slabs:
 
     def head_of(self, pa: int) -> Optional[int]:
         """Physical address of the head page of the slab holding ``pa``, or None."""
+        got = self._head(pa)
+        return got[0] if got is not None else None
+
+    def _head(self, pa: int) -> Optional[Tuple[int, bytes]]:
+        """(physical address, struct page bytes) of the head page of the slab holding ``pa``."""
         pfn = pa // self.page_size
         raw = self._struct_page(pfn)
         if raw is None:
@@ -93,34 +99,52 @@ class Slabs:
             raw = self._struct_page(pfn)
             if raw is None:
                 return None
-        return pfn * self.page_size if self._marks_slab(raw) else None
+        return (pfn * self.page_size, raw) if self._marks_slab(raw) else None
 
-    def cache_of(self, head_pa: int) -> Tuple[Optional[str], Optional[int]]:
-        """(cache name, object size in bytes) of the slab whose head page is at ``head_pa``."""
+    def cache_of(self, head_pa: int, raw: Optional[bytes] = None) -> Tuple[Optional[str], Optional[int]]:
+        """(cache name, object size in bytes) of the slab whose head page is at ``head_pa``
+        (``raw``: that head's struct page bytes, when the caller has read them)."""
         got = self._caches.get(head_pa)
         if got is not None:
             return got
-        name, size = None, None
+        got = (None, None)
         if self._btf_offsets is not None and self.vmemmap is not None:
-            cache_off, name_off, size_off = self._btf_offsets
-            k = self.kernel
-            try:
+            off = self._btf_offsets[0]          # struct slab overlays the head's struct page
+            if raw is not None and off + 8 <= len(raw):
+                cache = _U64.unpack_from(raw, off)[0]
+            else:
                 slab_va = self.vmemmap + (head_pa // self.page_size) * self.page_struct
-                cache = int.from_bytes(k.read(slab_va + cache_off, 8), "little")
-                name_ptr = int.from_bytes(k.read(cache + name_off, 8), "little")
-                size = int.from_bytes(k.read(cache + size_off, 4), "little") or None
-                name = k.read(name_ptr, 64).split(b"\0", 1)[0].decode("ascii", "replace")
-            except KmemdbgError:
-                pass
-        self._caches[head_pa] = (name, size)
-        return name, size
+                try:
+                    cache = int.from_bytes(self.kernel.read(slab_va + off, 8), "little")
+                except KmemdbgError:
+                    cache = None
+            if cache is not None:
+                got = self._named.get(cache) or self._name_of_cache(cache)
+        self._caches[head_pa] = got
+        return got
+
+    def _name_of_cache(self, cache: int) -> Tuple[Optional[str], Optional[int]]:
+        """(name, object size in bytes) of the ``struct kmem_cache`` at virtual ``cache``, read
+        once per cache (every slab of a cache shares them)."""
+        _, name_off, size_off = self._btf_offsets
+        k = self.kernel
+        name, size = None, None
+        try:
+            name_ptr = int.from_bytes(k.read(cache + name_off, 8), "little")
+            size = int.from_bytes(k.read(cache + size_off, 4), "little") or None
+            name = k.read(name_ptr, 64).split(b"\0", 1)[0].decode("ascii", "replace")
+        except KmemdbgError:
+            pass
+        got = self._named[cache] = (name, size)
+        return got
 
     def object_of(self, pa: int) -> Optional[SlabObject]:
         """The slab object holding physical ``pa``, or None when ``pa`` is not in a slab page."""
-        head = self.head_of(pa)
-        if head is None:
+        got = self._head(pa)
+        if got is None:
             return None
-        name, size = self.cache_of(head)
+        head = got[0]
+        name, size = self.cache_of(head, got[1])
         start = head + (pa - head) // size * size if size else None
         return SlabObject(name, head, start, size)
 
