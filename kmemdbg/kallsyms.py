@@ -27,13 +27,12 @@ All addresses are kernel virtual addresses.
 from __future__ import annotations
 
 import bisect
-import os
 from array import array
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .errors import KmemdbgError
 from .vmcoreinfo import VmcoreInfo
-from .walk_accel import PURE_ENV
+from .walk_accel import PURE_REQUESTED
 
 ReadVirt = Callable[[int, int], bytes]
 
@@ -53,9 +52,9 @@ try:
 except ImportError:          # built without a C compiler: the Python decoder does it all
     _kallsymsc = None
 
-#: Whether kallsyms_names is expanded by the compiled module: built, and KMEMDBG_PURE_PYTHON
-#: unset (or 0) when kmemdbg was imported.  Tests set it to False for the reference.
-COMPILED = _kallsymsc is not None and os.environ.get(PURE_ENV, "") in ("", "0")
+#: Whether kallsyms_names is expanded by the compiled module: built, and not
+#: ``walk_accel.PURE_REQUESTED``.  Tests set it to False for the reference.
+COMPILED = _kallsymsc is not None and not PURE_REQUESTED
 
 
 class KallsymsError(KmemdbgError):

@@ -51,9 +51,13 @@ class Accelerator:
     translate_many: Callable[[Sequence[int]], Tuple[list, list]]
 
 
-#: Whether walkers made from now on use the compiled walk: built, and ``KMEMDBG_PURE_PYTHON``
-#: unset (or 0) when kmemdbg was imported.  Tests set it to make pure walkers.
-ENABLED = _walkc is not None and os.environ.get(PURE_ENV, "") in ("", "0")
+#: Whether ``KMEMDBG_PURE_PYTHON`` (set, and not 0) asked for the pure-Python code when kmemdbg
+#: was imported; every compiled module of kmemdbg stands aside then.
+PURE_REQUESTED = os.environ.get(PURE_ENV, "") not in ("", "0")
+
+#: Whether walkers made from now on use the compiled walk: built, and not PURE_REQUESTED.
+#: Tests set it to make pure walkers.
+ENABLED = _walkc is not None and not PURE_REQUESTED
 
 
 def enabled() -> bool:

@@ -218,7 +218,7 @@ def find_area(areas: Sequence[VmapArea], starts: Sequence[int], va: int) -> Opti
     # areas do not overlap, except a lazily freed one with a busy successor
     first = None
     for a in areas[max(0, i - 4):i]:
-        if a.start <= va < a.end:
+        if a.contains(va):
             if a.state == "busy":
                 return a
             if first is None:

@@ -36,7 +36,7 @@ def _pa_quantities(layout: "Layout") -> tuple:
 
 def kernel_pa(layout: "Layout", va: int) -> PaArithmetic:
     """The kernel's own ``__pa(va)``; ``pa`` is None when a quantity is missing."""
-    tagless = va | (0xFF << 56) if va >> 55 & 1 else va & ((1 << 56) - 1)     # tag_reset(va)
+    tagless = tag_reset(va)
     po, pe, phys_off, voff = _pa_quantities(layout)
     if po is None or pe is None:
         return PaArithmetic(None, "needs PAGE_OFFSET/PAGE_END (missing)", "")
