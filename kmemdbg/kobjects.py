@@ -260,6 +260,7 @@ class KernelObjects:
         self._areas = raw
         self._starts = [a.start for a in raw]
         busy = [a for a in raw if a.state == "busy"]
+        busy_starts = [a.start for a in busy]
         out = []
         for a in raw:
             if a.vm_struct_va is not None:
@@ -269,7 +270,7 @@ class KernelObjects:
                     # (for example a module's init text, freed after loading)
                     name = f"0x{a.caller:x}"
                 flags = a.flags
-                if a.pages_va is not None and busy_contains(busy, a.pages_va):
+                if a.pages_va is not None and busy_contains(busy, busy_starts, a.pages_va):
                     flags = flags + ("vpages",)
                 a = _replace(a, caller_name=name, flags=flags, purpose=area_purpose(name, flags))
             out.append(a)

@@ -205,9 +205,10 @@ def guard_range(area: VmapArea, page_size: int) -> Optional[Tuple[int, int]]:
     return area.end - page_size, area.end
 
 
-def busy_contains(busy: Sequence[VmapArea], va: int) -> bool:
-    """``is_vmalloc_addr()`` of virtual ``va`` against ``busy`` (busy areas sorted by start)."""
-    i = bisect.bisect_right([b.start for b in busy], va) - 1
+def busy_contains(busy: Sequence[VmapArea], starts: Sequence[int], va: int) -> bool:
+    """``is_vmalloc_addr()`` of virtual ``va`` against ``busy`` (busy areas sorted by start;
+    ``starts`` their starts, built once by the caller so that a sweep stays linear)."""
+    i = bisect.bisect_right(starts, va) - 1
     return i >= 0 and busy[i].start <= va < busy[i].end
 
 
