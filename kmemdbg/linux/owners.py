@@ -165,6 +165,7 @@ class OwnerIndex:
         self._mod_starts: List[int] = []
         self._areas: Optional[Tuple[VmapArea, ...]] = None
         self._area_starts: List[int] = []
+        self._last_area: Tuple[int, Optional[VmapArea]] = (-1, None)   # classify asks twice per va
         self._spans: Optional[Tuple[Owner, ...]] = None
         self._span_starts: List[int] = []
         self._unavailable: dict = {}
@@ -258,8 +259,13 @@ class OwnerIndex:
 
     def vmap_area_at(self, va: int) -> Optional[VmapArea]:
         """The vmap area holding virtual ``va`` (a busy one before a lazily freed one), or None."""
+        last = self._last_area
+        if last[0] == va:
+            return last[1]
         areas = self.vmap_areas()
-        return find_area(areas, self._area_starts, va) if areas else None
+        area = find_area(areas, self._area_starts, va) if areas else None
+        self._last_area = (va, area)
+        return area
 
     # -- finer names for classification --------------------------------------------------
     def special(self, va: int, region_kind: str, page_size: int) -> Optional[Special]:
