@@ -31,7 +31,7 @@ from .linux.lists import MAX_LIST_ENTRIES, list_for_each, rbtree_inorder  # noqa
 from .linux.modules import Module, ModuleSection, ModuleSymbol, describe_in_module, find_modules_head, \
     read_module, read_module_symbols
 from .linux.reader import StructView
-from .linux.vmalloc import VmapArea, area_purpose, busy_contains, find_area, read_raw_areas
+from .linux.vmalloc import VmapArea, area_purpose, find_area, read_raw_areas
 from .vmcoreinfo import VmcoreInfo
 
 BTF_NOTE = b"KMEMDBG_BTF"
@@ -270,7 +270,8 @@ class KernelObjects:
                     # (for example a module's init text, freed after loading)
                     name = f"0x{a.caller:x}"
                 flags = a.flags
-                if a.pages_va is not None and busy_contains(busy, busy_starts, a.pages_va):
+                # is_vmalloc_addr(pages): the page array itself lies in a busy area
+                if a.pages_va is not None and find_area(busy, busy_starts, a.pages_va) is not None:
                     flags = flags + ("vpages",)
                 a = _replace(a, caller_name=name, flags=flags, purpose=area_purpose(name, flags))
             out.append(a)

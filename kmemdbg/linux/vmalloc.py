@@ -205,13 +205,6 @@ def guard_range(area: VmapArea, page_size: int) -> Optional[Tuple[int, int]]:
     return area.end - page_size, area.end
 
 
-def busy_contains(busy: Sequence[VmapArea], starts: Sequence[int], va: int) -> bool:
-    """``is_vmalloc_addr()`` of virtual ``va`` against ``busy`` (busy areas sorted by start;
-    ``starts`` their starts, built once by the caller so that a sweep stays linear)."""
-    i = bisect.bisect_right(starts, va) - 1
-    return i >= 0 and busy[i].start <= va < busy[i].end
-
-
 def find_area(areas: Sequence[VmapArea], starts: Sequence[int], va: int) -> Optional[VmapArea]:
     """The area of ``areas`` (sorted by start; ``starts`` their starts) whose [start, end) holds
     virtual ``va``, a busy one before a lazily freed one; None when no area holds it."""
@@ -227,6 +220,6 @@ def find_area(areas: Sequence[VmapArea], starts: Sequence[int], va: int) -> Opti
     return first
 
 
-__all__ = ["VmapArea", "AreaCollection", "area_collections", "read_raw_areas", "read_area", "area_purpose", "busy_contains", "find_area", "guard_range", "VM_FLAG_WORDS", "VMAP_RAM",
+__all__ = ["VmapArea", "AreaCollection", "area_collections", "read_raw_areas", "read_area", "area_purpose", "find_area", "guard_range", "VM_FLAG_WORDS", "VMAP_RAM",
            "VM_IOREMAP", "VM_ALLOC", "VM_MAP", "VM_USERMAP", "VM_DMA_COHERENT", "VM_SPARSE",
            "VM_UNINITIALIZED", "VM_NO_GUARD"]
