@@ -326,10 +326,11 @@ class Kernel(Session):
         obj = (self._slabs or self.slabs()).object_of(pa)
         if obj is None:
             return None
-        base = va - (pa - obj.object_pa) if obj.object_pa is not None else va - (pa - obj.head_pa)
-        size = obj.object_size or self.tables.format.page_size
-        return Allocation("slab-object", obj.cache or "slab object", base, base + size,
-                          detail=slab_detail(va - base, obj.object_size))
+        cache, head_pa, object_pa, object_size = obj
+        base = va - (pa - (object_pa if object_pa is not None else head_pa))
+        # positional: a NamedTuple's keyword defaults cost a third of the call on this path
+        return Allocation("slab-object", cache or "slab object", base, base + (object_size or self._page_bytes),
+                          None, (), slab_detail(va - base, object_size))
 
     def allocation_of(self, va: int, region: Region, pa: object = _UNKNOWN) -> Optional[Allocation]:
         """The allocation holding ``va``: image section, module section, vmap area or slab object.

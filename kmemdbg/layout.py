@@ -132,7 +132,7 @@ class Layout:
 
     def region_of(self, va: int) -> Region:
         """The most specific region holding virtual ``va`` (an ``unknown`` region when none)."""
-        starts, owners = self._index()
+        starts, owners = self.__dict__.get("_segments") or self._index()
         i = bisect.bisect_right(starts, va & MASK64) - 1
         return owners[i]
 

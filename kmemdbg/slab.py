@@ -17,9 +17,9 @@ from typing import Dict, NamedTuple, Optional, Tuple
 
 from .errors import KmemdbgError
 from .linux.page import PageOffsets, page_type_is  # noqa: F401 - page_type_is re-exported
-from .linux.slab import SlabMarks, is_slab_page
+from .linux.slab import SlabMarks
 
-_U64, _U32 = struct.Struct("<Q"), struct.Struct("<I")     # little-endian words of a struct page
+_U64 = struct.Struct("<Q")     # a little-endian word of a struct page
 
 
 class SlabObject(NamedTuple):
@@ -44,6 +44,8 @@ class Slabs:
         self.mapcount_off = offsets.mapcount
         self.head_off = offsets.compound_head if offsets.compound_head is not None else 8
         self.marks = SlabMarks.from_vmcoreinfo(info)
+        self._marks_slab = self.marks.bytes_test(self.mapcount_off)
+        self._walker_read = kernel.walker.read
         self._caches: Dict[int, Tuple[Optional[str], Optional[int]]] = {}     # head pa -> (name, size)
         self._named: Dict[int, Tuple[Optional[str], Optional[int]]] = {}      # kmem_cache va -> (name, size)
         self._btf_offsets: Optional[Tuple[int, int, int]] = None
@@ -61,26 +63,28 @@ class Slabs:
 
         Read on its own each time: one compiled translation and a copy of its
         bytes, which costs less than keeping vmemmap pages when the frames
-        asked about are scattered (a triage script's pointers are).
+        asked about are scattered (a triage script's pointers are).  The
+        walker's compiled read answers first; anything else (no compiled
+        walk, a fault, bytes the source must read) goes through the
+        kernel's own read.
         """
         if self.vmemmap is None:
             return None
+        va, size = self.vmemmap + pfn * self.page_struct, self.page_struct
+        got = self._walker_read(va, size)
+        if type(got) is bytes:
+            return got
         try:
-            return self.kernel.read(self.vmemmap + pfn * self.page_struct, self.page_struct)
+            return self.kernel.read(va, size)
         except KmemdbgError:
             return None
 
     def is_slab_pfn(self, pfn: int, raw: Optional[bytes] = None) -> bool:
-        """Whether frame ``pfn``'s own struct page marks a slab (head) page."""
+        """Whether frame ``pfn``'s own struct page marks a slab (head) page
+        (:func:`is_slab_page` on its ``flags`` word and, where VMCOREINFO places it,
+        its ``_mapcount`` word)."""
         raw = raw if raw is not None else self._struct_page(pfn)
         return raw is not None and self._marks_slab(raw)
-
-    def _marks_slab(self, raw: bytes) -> bool:
-        """Whether struct page bytes ``raw`` mark a slab page (:func:`is_slab_page` on its
-        ``flags`` word and, where VMCOREINFO places it, its ``_mapcount`` word)."""
-        mo = self.mapcount_off
-        word = _U32.unpack_from(raw, mo)[0] if mo is not None else None
-        return bool(is_slab_page(self.marks, _U64.unpack_from(raw, 0)[0], word))
 
     def head_of(self, pa: int) -> Optional[int]:
         """Physical address of the head page of the slab holding ``pa``, or None."""

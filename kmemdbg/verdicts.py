@@ -87,7 +87,7 @@ def vmap_detail(area) -> str:
 def slab_detail(offset: int, object_size: Optional[int]) -> str:
     """The detail of a slab-object allocation at byte ``offset`` in an object of ``object_size``."""
     if object_size:
-        return f"offset 0x{offset:x} in a {object_size}-byte object"
+        return f"offset {offset:#x} in a {object_size}-byte object"     # offset >= 0: "0x..."
     return "slab page (cache unknown: no struct slab type)"
 
 

@@ -1,8 +1,11 @@
 """The kmemdbg.linux helpers on hand-built memory: the oracle is the C layout written by the test."""
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 from kmemdbg.errors import KmemdbgError
 from kmemdbg.linux.errors import CorruptStructureError
@@ -115,6 +118,20 @@ def test_is_slab_page_reads_pg_slab_or_the_page_type_the_same_way_for_arrays():
     assert scalar == vector == [True, True, False]
     assert not is_slab_page(SlabMarks(None, None), 1 << 9, 0xF5000000)
 
+
+
+_TYPE_VALUES = st.one_of(st.none(), st.integers(0, 0xFF).map(lambda b: b << 24),        # 6.9+: a type byte
+                         st.integers(0, 0xFFFFFFFF),
+                         st.integers(0, 0xFFFFFF).map(lambda low: 0xF0000000 | low))    # older: bits cleared
+
+
+@given(pg_slab=st.one_of(st.none(), st.integers(0, 70)), slab_value=_TYPE_VALUES,
+       mapcount_off=st.sampled_from([None, 24, 48, 60]), raw=st.binary(min_size=64, max_size=64))
+def test_the_bytes_test_of_a_struct_page_agrees_with_is_slab_page(pg_slab, slab_value, mapcount_off, raw):
+    marks = SlabMarks(pg_slab, slab_value)
+    flags = struct.unpack_from("<Q", raw, 0)[0]
+    word = struct.unpack_from("<I", raw, mapcount_off)[0] if mapcount_off is not None else None
+    assert marks.bytes_test(mapcount_off)(raw) is bool(is_slab_page(marks, flags, word))
 
 def _area(start, end, caller, state="busy"):
     return VmapArea(start, end, end - start, ("vmalloc",), None, caller, 1, None, None, start, end, 0, 0, state)
