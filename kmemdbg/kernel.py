@@ -413,13 +413,20 @@ class Kernel(Session):
         What a bogus physical frame holds is worked out once per frame.
         """
         with collection_paused():
-            batch = self.walker.translate_many(vas)
-            check = self._checker({})
+            batch = self.walker.translate_many(vas)     # its vas are masked to 64 bits
+            layout, pa_rule, classify = self.layout, self.arch_spec.kernel_pa, self._classify
+            memo: Dict[int, PhysInfo] = {}
+
+            def describe(pa: int) -> PhysInfo:
+                return self._describe_cached(pa, memo)
+
             out = []
-            for i, va in enumerate(batch.vas):
-                f = batch.faults[i]
-                fault = None if f is None else WalkFault(f[0], f[1])
-                out.append(check(va, claimed[i] if claimed else None, batch.pas[i], fault, ()))
+            # the body of _checker's check, inlined: one call less per address
+            for i, (va, walk_pa, f) in enumerate(zip(batch.vas, batch.pas, batch.faults)):
+                cls = classify(va, walk_pa)
+                out.append(judge(va, claimed[i] if claimed else None, walk_pa,
+                                 None if f is None else WalkFault(f[0], f[1]), (), cls.region,
+                                 cls.allocation, pa_rule(layout, va), describe))
         return out
 
     def _describe_cached(self, pa: int, memo: Dict[int, PhysInfo]) -> PhysInfo:

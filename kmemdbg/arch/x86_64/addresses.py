@@ -19,39 +19,55 @@ if TYPE_CHECKING:  # pragma: no cover
     from ...vmcoreinfo import VmcoreInfo
 
 
+def _pa_quantities(layout: "Layout") -> tuple:
+    """(phys_base, KERNEL_IMAGE_SIZE, page_offset_base) of ``layout``, each None when missing
+    (KERNEL_IMAGE_SIZE: 1 GiB then); looked up once per layout, as a check batch asks per address."""
+    got = layout.__dict__.get("_x86_pa_quantities")
+    if got is None:
+        v = layout.value
+        got = (v("phys_base"), v("kernel_image_size") or (1 << 30), v("page_offset_base"))
+        object.__setattr__(layout, "_x86_pa_quantities", got)   # a frozen dataclass: derived data only
+    return got
+
+
+def _phys_bits(layout: "Layout") -> tuple:
+    """(``boot_cpu_data.x86_phys_bits`` or None when unusable, its source, the sentence for a
+    valid ``pa``); resolved on the first direct-map address (it needs type information)."""
+    got = layout.__dict__.get("_x86_phys_bits")
+    if got is None:
+        bits, src = layout.value("x86_phys_bits"), layout.value_source("x86_phys_bits")
+        if bits is None or not 0 < bits <= 64:
+            got = (None, src, "")
+        else:
+            got = (bits, src, f"accepted (within {bits} physical bits, from {src})")
+        object.__setattr__(layout, "_x86_phys_bits", got)
+    return got
+
+
 def _debug_direct(layout: "Layout", va: int, pa: int, pob: int) -> str:
     """What ``__phys_addr()`` (arch/x86/mm/physaddr.c) does with a direct-map-branch ``va``:
     VIRTUAL_BUG_ON when ``va`` is below PAGE_OFFSET or ``!phys_addr_valid(pa)``, i.e.
     ``pa >> boot_cpu_data.x86_phys_bits`` is not 0."""
     if va < pob:
         return "would BUG (VIRTUAL_BUG_ON: below PAGE_OFFSET)"
-    phys_bits = layout.value("x86_phys_bits")
-    if phys_bits is None or not 0 < phys_bits <= 64:
-        return ("unknown: phys_addr_valid() needs boot_cpu_data.x86_phys_bits, which is "
-                + layout.value_source("x86_phys_bits"))
+    phys_bits, src, accepted = _phys_bits(layout)
+    if phys_bits is None:
+        return "unknown: phys_addr_valid() needs boot_cpu_data.x86_phys_bits, which is " + src
     if pa >> phys_bits:
-        src = layout.value_source("x86_phys_bits")
         return f"would BUG (VIRTUAL_BUG_ON: !phys_addr_valid(): beyond {phys_bits} physical bits, from {src})"
-    accepted = layout.__dict__.get("_x86_pa_accepted")      # the same sentence for every valid pa
-    if accepted is None:
-        accepted = f"accepted (within {phys_bits} physical bits, from {layout.value_source('x86_phys_bits')})"
-        object.__setattr__(layout, "_x86_pa_accepted", accepted)
     return accepted
 
 
 def kernel_pa(layout: "Layout", va: int) -> PaArithmetic:
     """The kernel's own ``__pa(va)``; ``pa`` is None when a quantity is missing."""
-    v = layout.value
+    phys_base, image, pob = _pa_quantities(layout)
     if va >= START_KERNEL_MAP:
-        phys_base = v("phys_base")
         if phys_base is None:
             return PaArithmetic(None, "image branch needs phys_base (missing)", "")
         y = va - START_KERNEL_MAP
-        image = v("kernel_image_size") or (1 << 30)
         dbg = "would BUG (VIRTUAL_BUG_ON: beyond KERNEL_IMAGE_SIZE)" if y >= image else "accepted"
         return PaArithmetic((y + phys_base) & MASK64,
                             "image branch: va - __START_KERNEL_map + phys_base", dbg)
-    pob = v("page_offset_base")
     if pob is None:
         return PaArithmetic(None, "direct-map branch needs page_offset_base (missing)", "")
     pa = (va - pob) & MASK64
