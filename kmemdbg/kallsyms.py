@@ -315,7 +315,7 @@ class KallsymsSymbols:
         if hit is None:
             return None
         name, start, size = hit
-        return f"{name}+0x{va - start:x}/0x{size:x}"
+        return f"{name}+{va - start:#x}/{size:#x}"     # both >= 0: "0x..."
 
 
 __all__ = ["Kallsyms", "KallsymsSymbols", "KallsymsError", "kallsyms_problem"]

@@ -81,6 +81,10 @@ class Mapping:
     allocation: Optional[Allocation]
 
 
+#: builds a NamedTuple from a tuple without its Python-level ``__new__`` (per-address paths:
+#: that call costs as much as a slab lookup's bookkeeping)
+_tuple_new = tuple.__new__
+
 #: Pages one check_virt_to_phys() call walks at most (``size`` / page size).
 MAX_CHECK_PAGES = 1 << 16
 
@@ -293,7 +297,7 @@ class Kernel(Session):
 
     # -- allocations --------------------------------------------------------
     def _module_allocation(self, va: int) -> Optional[Allocation]:
-        sec = self.owners.module_at(va)
+        sec = (self._owners or self.owners).module_at(va)
         if sec is None:
             return None
         try:
@@ -304,7 +308,7 @@ class Kernel(Session):
                           detail=where or f"{sec.name} {sec.section}")
 
     def _vmap_allocation(self, va: int) -> Optional[Allocation]:
-        area = self.owners.vmap_area_at(va)
+        area = (self._owners or self.owners).vmap_area_at(va)
         if area is None:
             return None
         got = self._vmap_allocs.get(id(area))
@@ -313,10 +317,11 @@ class Kernel(Session):
         return got
 
     def _image_section(self, va: int) -> Optional[Allocation]:
-        sec = self.owners.image_section_at(va)
+        sec = (self._owners or self.owners).image_section_at(va)
         if sec is None:
             return None
-        return Allocation("image-section", sec.name, sec.start, sec.end, detail=self.symbols.name_of(va) or "")
+        return _tuple_new(Allocation, ("image-section", sec.name, sec.start, sec.end, None, (),
+                                       self.symbols.name_of(va) or ""))
 
     def _slab_allocation(self, va: int, pa: object = _UNKNOWN) -> Optional[Allocation]:
         if pa is _UNKNOWN:
@@ -328,9 +333,9 @@ class Kernel(Session):
             return None
         cache, head_pa, object_pa, object_size = obj
         base = va - (pa - (object_pa if object_pa is not None else head_pa))
-        # positional: a NamedTuple's keyword defaults cost a third of the call on this path
-        return Allocation("slab-object", cache or "slab object", base, base + (object_size or self._page_bytes),
-                          None, (), slab_detail(va - base, object_size))
+        return _tuple_new(Allocation, ("slab-object", cache or "slab object", base,
+                                       base + (object_size or self._page_bytes), None, (),
+                                       slab_detail(va - base, object_size)))
 
     def allocation_of(self, va: int, region: Region, pa: object = _UNKNOWN) -> Optional[Allocation]:
         """The allocation holding ``va``: image section, module section, vmap area or slab object.
@@ -363,7 +368,7 @@ class Kernel(Session):
             region = Region("module", f"module {alloc.name}", alloc.start, alloc.end,
                             "the kernel's module list", "the kernel's module list",
                             f"inside the {region.kind} region ({region.name})")
-        return Classification(va, region, alloc)
+        return _tuple_new(Classification, (va, region, alloc))
 
     # -- cross-check ----------------------------------------------------------
     def describe_pa(self, pa: int) -> PhysInfo:

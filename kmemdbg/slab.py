@@ -107,25 +107,27 @@ class Slabs:
 
     def cache_of(self, head_pa: int, raw: Optional[bytes] = None) -> Tuple[Optional[str], Optional[int]]:
         """(cache name, object size in bytes) of the slab whose head page is at ``head_pa``
-        (``raw``: that head's struct page bytes, when the caller has read them)."""
+        (``raw``: that head's struct page bytes, when the caller has read them); kept per head."""
         got = self._caches.get(head_pa)
-        if got is not None:
-            return got
-        got = (None, None)
-        if self._btf_offsets is not None and self.vmemmap is not None:
-            off = self._btf_offsets[0]          # struct slab overlays the head's struct page
-            if raw is not None and off + 8 <= len(raw):
-                cache = _U64.unpack_from(raw, off)[0]
-            else:
-                slab_va = self.vmemmap + (head_pa // self.page_size) * self.page_struct
-                try:
-                    cache = int.from_bytes(self.kernel.read(slab_va + off, 8), "little")
-                except KmemdbgError:
-                    cache = None
-            if cache is not None:
-                got = self._named.get(cache) or self._name_of_cache(cache)
-        self._caches[head_pa] = got
+        if got is None:
+            got = self._caches[head_pa] = self._cache_named(head_pa, raw)
         return got
+
+    def _cache_named(self, head_pa: int, raw: Optional[bytes]) -> Tuple[Optional[str], Optional[int]]:
+        """:meth:`cache_of` without the per-head memo: from ``raw`` it costs one unpack and a
+        lookup per cache, which is what the memo would cost."""
+        if self._btf_offsets is None or self.vmemmap is None:
+            return (None, None)
+        off = self._btf_offsets[0]          # struct slab overlays the head's struct page
+        if raw is not None and off + 8 <= len(raw):
+            cache = _U64.unpack_from(raw, off)[0]
+        else:
+            slab_va = self.vmemmap + (head_pa // self.page_size) * self.page_struct
+            try:
+                cache = int.from_bytes(self.kernel.read(slab_va + off, 8), "little")
+            except KmemdbgError:
+                return (None, None)
+        return self._named.get(cache) or self._name_of_cache(cache)
 
     def _name_of_cache(self, cache: int) -> Tuple[Optional[str], Optional[int]]:
         """(name, object size in bytes) of the ``struct kmem_cache`` at virtual ``cache``, read
@@ -147,10 +149,15 @@ class Slabs:
         got = self._head(pa)
         if got is None:
             return None
-        head = got[0]
-        name, size = self.cache_of(head, got[1])
+        head, raw = got
+        name, size = self._cache_named(head, raw)     # per address: no per-head memo to grow
         start = head + (pa - head) // size * size if size else None
-        return SlabObject(name, head, start, size)
+        return _tuple_new(SlabObject, (name, head, start, size))
+
+
+#: builds a NamedTuple from a tuple without its Python-level ``__new__``, which costs as much
+#: as the rest of a per-address lookup's bookkeeping
+_tuple_new = tuple.__new__
 
 
 __all__ = ["SlabObject", "Slabs", "page_type_is"]

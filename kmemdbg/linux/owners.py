@@ -161,6 +161,7 @@ class OwnerIndex:
         self._symbol = symbol
         self._objects = objects
         self._image: Optional[Tuple[Owner, ...]] = None
+        self._image_index: Optional[Tuple[List[int], List[Optional[Owner]]]] = None
         self._modules: Optional[Tuple[Owner, ...]] = None
         self._mod_starts: List[int] = []
         self._areas: Optional[Tuple[VmapArea, ...]] = None
@@ -212,7 +213,8 @@ class OwnerIndex:
 
     def task_of_stack_base(self, stack_va: int) -> Optional[TaskInfo]:
         """The task whose ``task->stack`` is virtual ``stack_va``, or None."""
-        self.tasks()
+        if self._tasks is None:
+            self.tasks()
         return self._stacks.get(stack_va)
 
     def percpu(self) -> Optional[PerCpuLayout]:
@@ -244,10 +246,17 @@ class OwnerIndex:
     # -- point lookups --------------------------------------------------------------------
     def image_section_at(self, va: int) -> Optional[Owner]:
         """The image section holding virtual ``va`` (first in IMAGE_SECTIONS order), or None."""
-        for o in self.image_sections():
-            if o.start <= va < o.end:
-                return o
-        return None
+        cuts, owners = self._image_index or self._index_image()
+        return owners[bisect.bisect_right(cuts, va) - 1]
+
+    def _index_image(self) -> Tuple[List[int], List[Optional[Owner]]]:
+        """(cuts, owner of [cut, next cut)): the image sections flattened once, the first in
+        IMAGE_SECTIONS order winning where they overlap; None where no section is."""
+        sections = self.image_sections()
+        cuts = sorted({0} | {o.start for o in sections} | {o.end for o in sections})
+        owners = [next((o for o in sections if o.start <= c < o.end), None) for c in cuts]
+        self._image_index = (cuts, owners)
+        return self._image_index
 
     def module_at(self, va: int) -> Optional[Owner]:
         """The module section holding virtual ``va``, or None."""

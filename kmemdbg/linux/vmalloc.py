@@ -212,7 +212,7 @@ def find_area(areas: Sequence[VmapArea], starts: Sequence[int], va: int) -> Opti
     # areas do not overlap, except a lazily freed one with a busy successor
     first = None
     for a in areas[max(0, i - 4):i]:
-        if a.contains(va):
+        if a.start <= va < a.end:
             if a.state == "busy":
                 return a
             if first is None:
