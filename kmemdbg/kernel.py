@@ -304,8 +304,8 @@ class Kernel(Session):
             where = self.objects().describe_address(va)
         except KmemdbgError:  # the module's symbol table may be missing (slices)
             where = None
-        return Allocation("module", sec.name, sec.start, sec.end, flags=(sec.section,),
-                          detail=where or f"{sec.name} {sec.section}")
+        return _tuple_new(Allocation, ("module", sec.name, sec.start, sec.end, None, (sec.section,),
+                                       where or f"{sec.name} {sec.section}"))
 
     def _vmap_allocation(self, va: int) -> Optional[Allocation]:
         area = (self._owners or self.owners).vmap_area_at(va)
@@ -435,11 +435,16 @@ class Kernel(Session):
         return out
 
     def _describe_cached(self, pa: int, memo: Dict[int, PhysInfo]) -> PhysInfo:
-        frame = pa - pa % self.tables.format.page_size
+        """:meth:`describe_pa` of physical ``pa``, worked out once per frame in ``memo`` (physical
+        frame -> PhysInfo).  Every frame beyond the end of RAM gets the same words, so they share
+        one entry (key -1): __pa() of vmalloc addresses lands there, each in its own frame."""
+        ev = self._pages or self.page_evidence()
+        beyond = ev.ram_end is not None and pa >= ev.ram_end.pa
+        frame = -1 if beyond else pa - pa % ev.page_size
         got = memo.get(frame)
         if got is None:
-            got = memo[frame] = self.describe_pa(frame)
-        return PhysInfo(pa, got.kind, got.detail)
+            got = memo[frame] = self.describe_pa(pa if beyond else frame)
+        return _tuple_new(PhysInfo, (pa, got.kind, got.detail))
 
     def _checker(self, memo: Dict[int, PhysInfo]):
         """``check(va, claimed_pa, walk_pa, fault, pages) -> Check``: one verdict, with what bogus

@@ -28,8 +28,8 @@ from .btf import Btf, BtfError
 from .errors import KmemdbgError
 from .linux.errors import CorruptStructureError, KobjectsError, MissingSymbolError, NoTypeInfoError
 from .linux.lists import MAX_LIST_ENTRIES, list_for_each, rbtree_inorder  # noqa: F401 - re-exported
-from .linux.modules import Module, ModuleSection, ModuleSymbol, describe_in_module, find_modules_head, \
-    read_module, read_module_symbols
+from .linux.modules import Module, ModuleSection, ModuleSymbol, SymbolOrder, describe_in_module, \
+    find_modules_head, read_module, read_module_symbols
 from .linux.reader import StructView
 from .linux.vmalloc import VmapArea, area_purpose, find_area, read_raw_areas
 from .vmcoreinfo import VmcoreInfo
@@ -189,6 +189,7 @@ class KernelObjects:
         self._modules: Optional[List[Module]] = None
         self._modules_error: Optional[str] = None
         self._mod_syms: Dict[int, List[ModuleSymbol]] = {}
+        self._mod_order: Dict[int, SymbolOrder] = {}       # struct module va -> its symbols by start
         self.unavailable: List[str] = []
         self.discovered: Dict[str, int] = {}
         self._layout: Dict[Tuple[str, str], Tuple[int, int]] = {}
@@ -354,8 +355,10 @@ class KernelObjects:
         of the range (``text_size`` of the layout before v6.4, the memory
         range after).
         """
-        return describe_in_module(mod, self._module_symbols(mod), va,
-                                  self.btf.has_member("module", "core_layout"))
+        order = self._mod_order.get(mod.struct_va)
+        if order is None:
+            order = self._mod_order[mod.struct_va] = SymbolOrder.of(self._module_symbols(mod))
+        return describe_in_module(mod, order, va, self.btf.has_member("module", "core_layout"))
 
     def _module_symbols(self, mod: Module) -> List[ModuleSymbol]:
         got = self._mod_syms.get(mod.struct_va)

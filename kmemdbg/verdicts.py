@@ -23,12 +23,16 @@ class WalkFault(NamedTuple):
     reason: str
 
 
+#: builds a NamedTuple from a tuple without its Python-level ``__new__`` (a check batch makes one
+#: Check per address)
+_tuple_new = tuple.__new__
+
+
 def place(region, allocation) -> str:
     """``"<kind> address (<region name>)[, <allocation kind> <name>]"``: where an address is."""
-    where = f"{region.kind} address ({region.name})"
-    if allocation is not None:
-        where += f", {allocation.kind} {allocation.name}"
-    return where
+    if allocation is None:
+        return f"{region.kind} address ({region.name})"
+    return f"{region.kind} address ({region.name}), {allocation.kind} {allocation.name}"
 
 
 def judge(va: int, claimed_pa: Optional[int], walk_pa: Optional[int], fault: Optional[WalkFault],
@@ -58,9 +62,9 @@ def judge(va: int, claimed_pa: Optional[int], walk_pa: Optional[int], fault: Opt
         return Check(va, arith.pa, None, claimed_pa, UNMAPPED, region, text, arith.branch,
                      arith.debug_virtual, true_pages, bogus.kind)
     if subject == walk_pa:
-        text = f"{where}: {label} 0x{subject:x}, as the page tables say"
-        return Check(va, arith.pa, walk_pa, claimed_pa, OK, region, text, arith.branch,
-                     arith.debug_virtual, true_pages)
+        text = f"{where}: {label} {subject:#x}, as the page tables say"
+        return _tuple_new(Check, (va, arith.pa, walk_pa, claimed_pa, OK, region, text, arith.branch,
+                                  arith.debug_virtual, true_pages, None))
     bogus = describe(subject)
     how = f" ({arith.branch})" if claimed_pa is None else ""
     text = (f"{where}: {label} 0x{subject:x}{how}, which is {bogus.detail}; "
@@ -70,8 +74,8 @@ def judge(va: int, claimed_pa: Optional[int], walk_pa: Optional[int], fault: Opt
                 "non-linear address"
     if true_pages and len({p for _, p in true_pages if p is not None}) > 1:
         text += f"; the range spans {len(true_pages)} pages"
-    return Check(va, arith.pa, walk_pa, claimed_pa, MISMATCH, region, text, arith.branch,
-                 arith.debug_virtual, true_pages, bogus.kind)
+    return _tuple_new(Check, (va, arith.pa, walk_pa, claimed_pa, MISMATCH, region, text, arith.branch,
+                              arith.debug_virtual, true_pages, bogus.kind))
 
 
 def vmap_detail(area) -> str:

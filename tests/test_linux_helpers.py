@@ -177,3 +177,41 @@ def test_owner_index_records_an_unreadable_module_list_once():
     assert index.module_at(0x10) is None and index.module_at(0x20) is None
     assert Broken.calls == 1
     assert [str(u) for u in index.unavailable] == ["modules: modules list: entry 3 at 0x1 comes round again"]
+
+
+def _pS_by_scan(mod, syms, va, layout_era):
+    """%pS in a module as find_kallsyms_symbol states it, one symbol at a time (the oracle)."""
+    sec = mod.section_of(va)
+    nextval = None
+    for s in mod.sections:
+        if s.name == sec:
+            nextval = s.end
+    if layout_era and sec is not None:
+        text = [s for s in mod.sections if s.name == ("init_text" if sec.startswith("init_") else "text")]
+        if text and va < text[0].end:
+            nextval = text[0].end
+    lo = next((s.start for s in mod.sections if s.name == sec), None)
+    best = None
+    for s in syms:
+        if lo is not None and s.start < lo:
+            continue
+        if s.start <= va and (best is None or s.start > best.start):
+            best = s
+        if va < s.start and (nextval is None or s.start < nextval):
+            nextval = s.start
+    if best is None or nextval is None:
+        return None
+    return f"{best.name}+0x{va - best.start:x}/0x{nextval - best.start:x} [{mod.name}]"
+
+
+@given(starts=st.lists(st.integers(0x4f00, 0x7100), max_size=40), vas=st.lists(st.integers(0x4f00, 0x7100), min_size=1,
+                                                                                 max_size=20),
+       layout_era=st.booleans())
+def test_pS_in_a_module_by_bisection_agrees_with_the_symbol_by_symbol_rule(starts, vas, layout_era):
+    from kmemdbg.linux.modules import ModuleSymbol, SymbolOrder, describe_in_module
+    mod = Module("m", "live", 0x5000, 0x2000, (ModuleSection("text", 0x5000, 0x800), ModuleSection("rodata", 0x5800, 0x800),
+                                               ModuleSection("data", 0x6000, 0x1000)), 0x5f00)
+    syms = [ModuleSymbol(a, 0, f"s{i}") for i, a in enumerate(starts)]     # duplicates too: aliases
+    order = SymbolOrder.of(syms)
+    for va in vas:
+        assert describe_in_module(mod, order, va, layout_era) == _pS_by_scan(mod, syms, va, layout_era)

@@ -11,9 +11,11 @@ virtual; sizes in bytes.
 """
 from __future__ import annotations
 
+import bisect
 import re
+import struct
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..btf import BtfError
 from ..errors import KmemdbgError
@@ -22,6 +24,7 @@ from .reader import ReadVirt, TypedReader
 from .vmalloc import VmapArea
 
 ELF64_SYM_SIZE = 24
+_ELF64_SYM = struct.Struct("<IBBHQQ")      # Elf64_Sym, little-endian
 SHN_UNDEF = 0
 
 
@@ -78,36 +81,52 @@ def elf64_symbols(symtab: bytes, strtab: bytes, count: int) -> List[ModuleSymbol
     """The defined, non-mapping symbols of ``count`` ``Elf64_Sym`` entries in ``symtab`` (entry 0,
     the null symbol, skipped), named from ``strtab``."""
     out: List[ModuleSymbol] = []
-    for i in range(1, count):
-        e = symtab[i * ELF64_SYM_SIZE:(i + 1) * ELF64_SYM_SIZE]
-        st_name = int.from_bytes(e[0:4], "little")
-        shndx = int.from_bytes(e[6:8], "little")
-        value = int.from_bytes(e[8:16], "little")
+    whole = symtab[ELF64_SYM_SIZE:max(1, count) * ELF64_SYM_SIZE]
+    whole = whole[:len(whole) - len(whole) % ELF64_SYM_SIZE]         # whole entries only
+    # st_name, st_info, st_other, st_shndx, st_value, st_size (one unpack per entry, in C)
+    for st_name, _info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(whole):
         if shndx == SHN_UNDEF:
             continue
         end = strtab.find(b"\0", st_name)
         name = strtab[st_name:end if end >= 0 else len(strtab)].decode("ascii", "replace")
         if is_mapping_symbol(name):
             continue
-        out.append(ModuleSymbol(value, int.from_bytes(e[16:24], "little"), name))
+        out.append(ModuleSymbol(value, size, name))
     return out
 
 
 def symtab_names_end(symtab: bytes, count: int) -> int:
     """Bytes of ``strtab`` to read so that every name of the ``count`` entries fits (+256 slack)."""
-    return max(int.from_bytes(symtab[i * ELF64_SYM_SIZE:i * ELF64_SYM_SIZE + 4], "little")
-               for i in range(count)) + 256
+    whole = symtab[:count * ELF64_SYM_SIZE]
+    whole = whole[:len(whole) - len(whole) % ELF64_SYM_SIZE]
+    return max((e[0] for e in _ELF64_SYM.iter_unpack(whole)), default=0) + 256
 
 
-def describe_in_module(mod: Module, syms: Sequence[ModuleSymbol], va: int, layout_era: bool) -> Optional[str]:
+class SymbolOrder(NamedTuple):
+    """A module's symbols sorted by virtual ``starts`` (equal starts kept in table order), for
+    :func:`describe_in_module` to bisect instead of scanning the table per address."""
+
+    starts: List[int]
+    syms: List[ModuleSymbol]
+
+    @classmethod
+    def of(cls, syms: Sequence[ModuleSymbol]) -> "SymbolOrder":
+        ordered = sorted(syms, key=lambda s: s.start)      # stable: table order among equals
+        return cls([s.start for s in ordered], ordered)
+
+
+def describe_in_module(mod: Module, order: SymbolOrder, va: int, layout_era: bool) -> Optional[str]:
     """``va`` as ``%pS`` prints it in ``mod``: ``name+0xoff/0xsize [module]``, or None.
 
     As the kernel's ``find_kallsyms_symbol``: the best symbol at or below
-    ``va`` in the same memory range; its size runs to the next symbol or the
-    end of the range.  ``layout_era`` (``struct module`` has ``core_layout``,
-    before v6.4) bounds text symbols by ``text_size`` as the kernel did.
+    ``va`` in the same memory range (the first in table order among symbols
+    at one address); its size runs to the next symbol above ``va`` or the
+    end of the range.  Symbols below the range's start are not looked at.
+    ``layout_era`` (``struct module`` has ``core_layout``, before v6.4)
+    bounds text symbols by ``text_size`` as the kernel did.  ``order`` is
+    the module's symbol table as :class:`SymbolOrder`.
     """
-    best, nextval = None, None
+    nextval = None
     sec = mod.section_of(va)
     for s in mod.sections:
         if s.name == sec:
@@ -119,17 +138,17 @@ def describe_in_module(mod: Module, syms: Sequence[ModuleSymbol], va: int, layou
             # data addresses (audit owners) are bounded by their own range
             nextval = text[0].end
     lo = next((s.start for s in mod.sections if s.name == sec), None)
-    if lo is not None:
-        syms = [s for s in syms if lo <= s.start]
-    for s in syms:
-        if s.start <= va and (best is None or s.start > best.start):
-            best = s
-        if va < s.start and (nextval is None or s.start < nextval):
-            nextval = s.start
+    starts, syms = order
+    best = None
+    j = bisect.bisect_right(starts, va)             # starts[:j] are at or below va
+    if j and (lo is None or starts[j - 1] >= lo):
+        best = syms[bisect.bisect_left(starts, starts[j - 1])]
+    k = bisect.bisect_left(starts, va + 1 if lo is None else max(va + 1, lo))    # the next one up
+    if k < len(starts) and (nextval is None or starts[k] < nextval):
+        nextval = starts[k]
     if best is None or nextval is None:
         return None
-    return f"{best.name}+0x{va - best.start:x}/0x{nextval - best.start:x} [{mod.name}]"
-
+    return f"{best.name}+{va - best.start:#x}/{nextval - best.start:#x} [{mod.name}]"
 
 
 def read_module(r: TypedReader, mod_va: int) -> Module:
@@ -285,4 +304,4 @@ def head_from(r: TypedReader, node_va: int, candidates: Sequence[int], list_off:
 
 __all__ = ["Module", "ModuleSection", "ModuleSymbol", "read_module", "read_module_symbols", "find_modules_head",
            "read_present", "head_from", "is_mapping_symbol", "elf64_symbols",
-           "symtab_names_end", "describe_in_module", "ELF64_SYM_SIZE", "SHN_UNDEF"]
+           "symtab_names_end", "describe_in_module", "SymbolOrder", "ELF64_SYM_SIZE", "SHN_UNDEF"]

@@ -114,7 +114,8 @@ class PerCpuLayout:
             return self._hit(va, None, va)
         starts = self._unit_starts  # type: ignore[attr-defined]
         i = bisect.bisect_right(starts, va) - 1
-        while i >= 0 and va - starts[i] < self.size_bytes:
+        size = self.end - self.start
+        while i >= 0 and va - starts[i] < size:
             unit, cpu = self._units[i]  # type: ignore[attr-defined]
             if unit <= va:
                 return self._hit(va, cpu, self.start + (va - unit))
