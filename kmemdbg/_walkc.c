@@ -26,6 +26,14 @@
 
 #define MAX_LEVELS 6
 #define MAX_FIELDS 4
+#define STEP_SLOTS 256      /* per upper level: table Steps kept, direct-mapped by entry address */
+
+/* One kept Step of an upper level: the same table entry read with the same value gives the
+ * same immutable Step, so walks under one path share their upper Steps. */
+typedef struct {
+    uint64_t table_pa, entry_pa, raw;
+    PyObject *step;         /* a strong reference, or NULL */
+} StepSlot;
 
 typedef struct {
     PyObject_HEAD
@@ -49,6 +57,7 @@ typedef struct {
     uint64_t flag_bits, perm_bits;
     int perm_width;                         /* set bits in perm_bits; packed keys need nlev * width <= 64 */
     Py_ssize_t memo_limit;
+    StepSlot *step_slots;   /* (MAX_LEVELS - 1) * STEP_SLOTS, allocated by the first walk(), or NULL */
 } FormatObject;
 
 typedef struct {
@@ -269,6 +278,12 @@ static void format_clear_records(FormatObject *self) {
         Py_CLEAR(self->flags_memo[i]);
     for (int i = 0; i < MAX_LEVELS; i++)
         Py_CLEAR(self->perms_memo[i]);
+    if (self->step_slots) {     /* Steps of the old record types */
+        for (int i = 0; i < (MAX_LEVELS - 1) * STEP_SLOTS; i++)
+            Py_CLEAR(self->step_slots[i].step);
+        PyMem_Free(self->step_slots);
+        self->step_slots = NULL;
+    }
 }
 
 static void format_dealloc(FormatObject *self) {
@@ -554,14 +569,25 @@ static PyObject *format_walk(FormatObject *self, PyObject *const *args, Py_ssize
     PyObject *steps = PyTuple_New(n);
     if (!steps)
         return NULL;
+    if (!self->step_slots)      /* without it (no memory) every Step is built, as before */
+        self->step_slots = PyMem_Calloc((MAX_LEVELS - 1) * STEP_SLOTS, sizeof(StepSlot));
     for (int i = 0; i < n; i++) {
         int leaf = i == n - 1;
-        uint64_t idx = (va >> self->shift[i]) & self->imask[i];
+        uint64_t idx = (va >> self->shift[i]) & self->imask[i], entry = tables[i] + idx * 8;
+        StepSlot *slot = NULL;
+        if (!leaf && self->step_slots) {
+            slot = &self->step_slots[i * STEP_SLOTS + ((entry >> 3) & (STEP_SLOTS - 1))];
+            if (slot->step && slot->table_pa == tables[i] && slot->entry_pa == entry && slot->raw == raws[i]) {
+                Py_INCREF(slot->step);
+                PyTuple_SET_ITEM(steps, i, slot->step);
+                continue;
+            }
+        }
         PyObject *name = PyTuple_GET_ITEM(self->names, i), *kind = leaf ? self->leaf_kind : self->table_kind;
         Py_INCREF(name);
         Py_INCREF(kind);
         PyObject *items[7] = {name, PyLong_FromUnsignedLongLong(tables[i]), PyLong_FromUnsignedLongLong(idx),
-                              PyLong_FromUnsignedLongLong(tables[i] + idx * 8),
+                              PyLong_FromUnsignedLongLong(entry),
                               PyLong_FromUnsignedLongLong(raws[i]), kind, flags_of(self, i, leaf, raws[i])};
         PyObject *step = record(self->step_type, items, 7);
         if (!step) {
@@ -569,6 +595,15 @@ static PyObject *format_walk(FormatObject *self, PyObject *const *args, Py_ssize
             return NULL;
         }
         PyTuple_SET_ITEM(steps, i, step);
+        if (slot) {
+            PyObject *old = slot->step;
+            Py_INCREF(step);
+            slot->step = step;
+            slot->table_pa = tables[i];
+            slot->entry_pa = entry;
+            slot->raw = raws[i];
+            Py_XDECREF(old);
+        }
     }
     Py_INCREF(self->format_name);
     Py_INCREF(Py_None);
