@@ -15,13 +15,23 @@ class PhysicalReadError(KmemdbgError):
 
     ``pa`` is the physical address of the first byte asked for and ``size``
     the length in bytes; ``reason`` says why (not in the dump, short read...).
+    ``reason`` may be a ``str.format`` template for ``reason_args``: the words
+    are put together only when shown, as a script that probes memory catches
+    most of these unread.
     """
 
-    def __init__(self, pa: int, size: int, reason: str = "not in memory source") -> None:
+    def __init__(self, pa: int, size: int, reason: str = "not in memory source", *reason_args: object) -> None:
+        super().__init__(pa, size, reason, *reason_args)
         self.pa = pa
         self.size = size
-        self.reason = reason
-        super().__init__(f"cannot read {size} bytes at physical 0x{pa:x}: {reason}")
+        self._reason, self._reason_args = reason, reason_args
+
+    @property
+    def reason(self) -> str:
+        return self._reason.format(*self._reason_args) if self._reason_args else self._reason
+
+    def __str__(self) -> str:
+        return f"cannot read {self.size} bytes at physical 0x{self.pa:x}: {self.reason}"
 
 
 class SourceError(KmemdbgError):

@@ -29,6 +29,8 @@ PN_XNUM = 0xFFFF           # e_phnum escape: the count is in section header 0's 
 MAX_PHNUM = 1 << 20        # far above any dump (one PT_LOAD per RAM range)
 MAX_PHYS_BITS = 52         # x86-64 MAXPHYADDR and arm64 LPA2 both stop at 52 bits
 MAX_READ_BYTES = 1 << 28   # one read of more than this is a caller's bug or a corrupt length
+#: why a physical address in no PT_LOAD segment cannot be read (a template for the address)
+_NOT_IN_CORE = "physical {:#x} is not in the core"
 MAX_NOTE_BYTES = 64 << 20  # all notes of a dump (per-CPU registers, VMCOREINFO) fit easily
 
 
@@ -180,6 +182,9 @@ class ElfCoreMemory(MemorySource):
                 return self._file.read_at(pa + delta, size)
         if not 0 <= size <= MAX_READ_BYTES:
             raise PhysicalReadError(pa, size, f"a read of {size} bytes is out of bounds")
+        if i < 0 or pa >= self.loads[i][0] + self.loads[i][3]:
+            # in no segment: what _read_slow would say at its first byte, without its loop
+            raise PhysicalReadError(pa, size, _NOT_IN_CORE, pa)
         return self._read_slow(pa, size)
 
     def _read_slow(self, pa: int, size: int) -> bytes:
@@ -188,10 +193,10 @@ class ElfCoreMemory(MemorySource):
         while want < end:
             i = bisect.bisect_right(self._starts, want) - 1
             if i < 0:
-                raise PhysicalReadError(pa, size, f"physical 0x{want:x} is not in the core")
+                raise PhysicalReadError(pa, size, _NOT_IN_CORE, want)
             start, filesz, off, memsz, _va = self.loads[i]
             if want >= start + memsz:
-                raise PhysicalReadError(pa, size, f"physical 0x{want:x} is not in the core")
+                raise PhysicalReadError(pa, size, _NOT_IN_CORE, want)
             chunk_end = min(end, start + memsz)
             file_end = min(chunk_end, start + filesz)
             if want < file_end:
