@@ -21,7 +21,7 @@ class PhysicalReadError(KmemdbgError):
     """
 
     def __init__(self, pa: int, size: int, reason: str = "not in memory source", *reason_args: object) -> None:
-        super().__init__(pa, size, reason, *reason_args)
+        # args are (pa, size, reason, *reason_args): BaseException.__new__ set them already
         self.pa = pa
         self.size = size
         self._reason, self._reason_args = reason, reason_args
