@@ -241,6 +241,9 @@ class TableCache:
         self.source = source
         self._declared = declared(source)
         self._tables: Dict[int, object] = _TableDict()
+        #: the object whose ``epoch`` attribute :attr:`epoch` reads (the same one for the cache's
+        #: life), for per-address paths that check it without a property call
+        self.epoch_of = self._tables
         self.reads = 0
         self.generation = self._declared.generation
 

@@ -230,6 +230,7 @@ class Walker:
         self._reset()
 
     def _reset(self) -> None:
+        self._epoch_of = self.cache.epoch_of        # .epoch is cache.epoch, read without a call
         self._epoch = self.cache.epoch
         # a table the cache holds that the source does not (a test's patch) turns the compiled walk off
         accel = None if self.cache.replaced else self._accel_of
@@ -252,7 +253,7 @@ class Walker:
     # -- single walks -----------------------------------------------------
     def walk(self, va: int) -> Walk:
         """Translate ``va`` and record every level; never raises for bad tables."""
-        if self._live or self._epoch != self.cache.epoch:
+        if self._live or self._epoch != self._epoch_of.epoch:
             self._current()
         cw = self._c_walk
         if cw is not None:
@@ -395,7 +396,7 @@ class Walker:
         entry decode.  The fast path of :meth:`translate_many` and of
         virtual reads.
         """
-        if self._live or self._epoch != self.cache.epoch:
+        if self._live or self._epoch != self._epoch_of.epoch:
             self._current()
         ct = self._c_translate
         if ct is not None:
@@ -438,7 +439,7 @@ class Walker:
         vas = tuple(v & MASK64 for v in vas)
         one = self.translate_one
         with collection_paused():
-            if self._live or self._epoch != self.cache.epoch:
+            if self._live or self._epoch != self._epoch_of.epoch:
                 self._current()
             if self._accel is not None:
                 # the compiled walk answers the plain case; the rest go through translate_one
@@ -456,7 +457,7 @@ class Walker:
         for a read inside one mapped page the view does not hold, its physical address
         (the caller asks the source); None when that is not the plain case (the caller
         reads page by page)."""
-        if self._live or self._epoch != self.cache.epoch:
+        if self._live or self._epoch != self._epoch_of.epoch:
             self._current()
         accel = self._accel
         return accel.read(va, size) if accel is not None else None
