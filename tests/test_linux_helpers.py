@@ -180,17 +180,10 @@ def test_owner_index_records_an_unreadable_module_list_once():
 
 
 def _pS_by_scan(mod, syms, va, layout_era):
-    """%pS in a module as find_kallsyms_symbol states it, one symbol at a time (the oracle)."""
-    sec = mod.section_of(va)
-    nextval = None
-    for s in mod.sections:
-        if s.name == sec:
-            nextval = s.end
-    if layout_era and sec is not None:
-        text = [s for s in mod.sections if s.name == ("init_text" if sec.startswith("init_") else "text")]
-        if text and va < text[0].end:
-            nextval = text[0].end
-    lo = next((s.start for s in mod.sections if s.name == sec), None)
+    """%pS in a module as find_kallsyms_symbol states it, one symbol at a time (the oracle for
+    the symbol chosen; the range bounds are symbol_bounds', which the change did not touch)."""
+    from kmemdbg.linux.modules import symbol_bounds
+    lo, nextval = symbol_bounds(mod, va, layout_era)
     best = None
     for s in syms:
         if lo is not None and s.start < lo:

@@ -102,6 +102,25 @@ def symtab_names_end(symtab: bytes, count: int) -> int:
     return max((e[0] for e in _ELF64_SYM.iter_unpack(whole)), default=0) + 256
 
 
+def symbol_bounds(mod: Module, va: int, layout_era: bool) -> Tuple[Optional[int], Optional[int]]:
+    """(lowest symbol start looked at, end a symbol's size runs to at most) for ``va`` in ``mod``:
+    the start and end of ``va``'s memory range, both None when ``va`` is in none of them.
+    ``layout_era`` as in :func:`describe_in_module`."""
+    nextval = None
+    sec = mod.section_of(va)
+    for s in mod.sections:
+        if s.name == sec:
+            nextval = s.end
+    if layout_era and sec is not None:
+        text = [s for s in mod.sections if s.name == ("init_text" if sec.startswith("init_") else "text")]
+        if text and va < text[0].end:
+            # the kernel's rule before v6.4 bounds text symbols by text_size;
+            # data addresses (audit owners) are bounded by their own range
+            nextval = text[0].end
+    lo = next((s.start for s in mod.sections if s.name == sec), None)
+    return lo, nextval
+
+
 class SymbolOrder(NamedTuple):
     """A module's symbols sorted by virtual ``starts`` (equal starts kept in table order), for
     :func:`describe_in_module` to bisect instead of scanning the table per address."""
@@ -126,18 +145,7 @@ def describe_in_module(mod: Module, order: SymbolOrder, va: int, layout_era: boo
     bounds text symbols by ``text_size`` as the kernel did.  ``order`` is
     the module's symbol table as :class:`SymbolOrder`.
     """
-    nextval = None
-    sec = mod.section_of(va)
-    for s in mod.sections:
-        if s.name == sec:
-            nextval = s.end
-    if layout_era and sec is not None:
-        text = [s for s in mod.sections if s.name == ("init_text" if sec.startswith("init_") else "text")]
-        if text and va < text[0].end:
-            # the kernel's rule before v6.4 bounds text symbols by text_size;
-            # data addresses (audit owners) are bounded by their own range
-            nextval = text[0].end
-    lo = next((s.start for s in mod.sections if s.name == sec), None)
+    lo, nextval = symbol_bounds(mod, va, layout_era)
     starts, syms = order
     best = None
     j = bisect.bisect_right(starts, va)             # starts[:j] are at or below va
@@ -304,4 +312,4 @@ def head_from(r: TypedReader, node_va: int, candidates: Sequence[int], list_off:
 
 __all__ = ["Module", "ModuleSection", "ModuleSymbol", "read_module", "read_module_symbols", "find_modules_head",
            "read_present", "head_from", "is_mapping_symbol", "elf64_symbols",
-           "symtab_names_end", "describe_in_module", "SymbolOrder", "ELF64_SYM_SIZE", "SHN_UNDEF"]
+           "symtab_names_end", "describe_in_module", "symbol_bounds", "SymbolOrder", "ELF64_SYM_SIZE", "SHN_UNDEF"]
