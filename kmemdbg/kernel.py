@@ -38,6 +38,7 @@ from .symbols import SymbolTable
 from .kernel_ram import max_pfn_end
 from .kernel_tables import kernel_tables
 from .tables import Fault, leaf_pa, sweep, table_pages
+from .records import new_record
 from .verdicts import WalkFault, judge, slab_detail, vmap_detail
 from .virt_to_phys import Check, kernel_pa
 from .vmcoreinfo import VmcoreInfo
@@ -80,10 +81,6 @@ class Mapping:
     region: Region
     allocation: Optional[Allocation]
 
-
-#: builds a NamedTuple from a tuple without its Python-level ``__new__`` (per-address paths:
-#: that call costs as much as a slab lookup's bookkeeping)
-_tuple_new = tuple.__new__
 
 #: Pages one check_virt_to_phys() call walks at most (``size`` / page size).
 MAX_CHECK_PAGES = 1 << 16
@@ -304,7 +301,7 @@ class Kernel(Session):
             where = self.objects().describe_address(va)
         except KmemdbgError:  # the module's symbol table may be missing (slices)
             where = None
-        return _tuple_new(Allocation, ("module", sec.name, sec.start, sec.end, None, (sec.section,),
+        return new_record(Allocation, ("module", sec.name, sec.start, sec.end, None, (sec.section,),
                                        where or f"{sec.name} {sec.section}"))
 
     def _vmap_allocation(self, va: int) -> Optional[Allocation]:
@@ -320,7 +317,7 @@ class Kernel(Session):
         sec = (self._owners or self.owners).image_section_at(va)
         if sec is None:
             return None
-        return _tuple_new(Allocation, ("image-section", sec.name, sec.start, sec.end, None, (),
+        return new_record(Allocation, ("image-section", sec.name, sec.start, sec.end, None, (),
                                        self.symbols.name_of(va) or ""))
 
     def _slab_allocation(self, va: int, pa: object = _UNKNOWN) -> Optional[Allocation]:
@@ -333,7 +330,7 @@ class Kernel(Session):
             return None
         cache, head_pa, object_pa, object_size = obj
         base = va - (pa - (object_pa if object_pa is not None else head_pa))
-        return _tuple_new(Allocation, ("slab-object", cache or "slab object", base,
+        return new_record(Allocation, ("slab-object", cache or "slab object", base,
                                        base + (object_size or self._page_bytes), None, (),
                                        slab_detail(va - base, object_size)))
 
@@ -368,7 +365,7 @@ class Kernel(Session):
             region = Region("module", f"module {alloc.name}", alloc.start, alloc.end,
                             "the kernel's module list", "the kernel's module list",
                             f"inside the {region.kind} region ({region.name})")
-        return _tuple_new(Classification, (va, region, alloc))
+        return new_record(Classification, (va, region, alloc))
 
     # -- cross-check ----------------------------------------------------------
     def describe_pa(self, pa: int) -> PhysInfo:
@@ -409,7 +406,10 @@ class Kernel(Session):
             first = va - va % page
             for p in range(first, va + size, page):
                 pages.append((p, self.translate(p).pa))
-        return self._checker({})(va, claimed_pa, walk.pa, fault, tuple(pages))
+        cls = self._classify(va, walk.pa)       # the walk's pa: no second translation
+        memo: Dict[int, PhysInfo] = {}
+        return judge(va, claimed_pa, walk.pa, fault, tuple(pages), cls.region, cls.allocation,
+                     self.arch_spec.kernel_pa(self.layout, va), lambda pa: self._describe_cached(pa, memo))
 
     def check_many(self, vas: Sequence[int], claimed: Optional[Sequence[Optional[int]]] = None) -> List[Check]:
         """:meth:`check_virt_to_phys` for many addresses, sharing one batch translation.
@@ -426,7 +426,6 @@ class Kernel(Session):
                 return self._describe_cached(pa, memo)
 
             out = []
-            # the body of _checker's check, inlined: one call less per address
             for i, (va, walk_pa, f) in enumerate(zip(batch.vas, batch.pas, batch.faults)):
                 cls = classify(va, walk_pa)
                 out.append(judge(va, claimed[i] if claimed else None, walk_pa,
@@ -444,23 +443,7 @@ class Kernel(Session):
         got = memo.get(frame)
         if got is None:
             got = memo[frame] = self.describe_pa(pa if beyond else frame)
-        return _tuple_new(PhysInfo, (pa, got.kind, got.detail))
-
-    def _checker(self, memo: Dict[int, PhysInfo]):
-        """``check(va, claimed_pa, walk_pa, fault, pages) -> Check``: one verdict, with what bogus
-        frames hold kept in ``memo`` (physical frame -> PhysInfo) across the calls."""
-        layout, pa_rule, classify = self.layout, self.arch_spec.kernel_pa, self._classify
-
-        def describe(pa: int) -> PhysInfo:
-            return self._describe_cached(pa, memo)
-
-        def check(va: int, claimed_pa: Optional[int], walk_pa: Optional[int],
-                  fault: Optional[WalkFault], pages) -> Check:
-            va &= MASK64
-            cls = classify(va, walk_pa)         # the walk's pa: no second translation
-            return judge(va, claimed_pa, walk_pa, fault, pages, cls.region, cls.allocation,
-                         pa_rule(layout, va), describe)
-        return check
+        return new_record(PhysInfo, (pa, got.kind, got.detail))
 
     # -- user address spaces ----------------------------------------------------
     def tasks(self, limit: int = 1 << 16) -> List[Task]:

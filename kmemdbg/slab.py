@@ -18,6 +18,7 @@ from typing import Dict, NamedTuple, Optional, Tuple
 from .errors import KmemdbgError
 from .linux.page import PageOffsets, page_type_is  # noqa: F401 - page_type_is re-exported
 from .linux.slab import SlabMarks
+from .records import new_record
 
 _U64 = struct.Struct("<Q")     # a little-endian word of a struct page
 
@@ -152,12 +153,7 @@ class Slabs:
         head, raw = got
         name, size = self._cache_named(head, raw)     # per address: no per-head memo to grow
         start = head + (pa - head) // size * size if size else None
-        return _tuple_new(SlabObject, (name, head, start, size))
-
-
-#: builds a NamedTuple from a tuple without its Python-level ``__new__``, which costs as much
-#: as the rest of a per-address lookup's bookkeeping
-_tuple_new = tuple.__new__
+        return new_record(SlabObject, (name, head, start, size))
 
 
 __all__ = ["SlabObject", "Slabs", "page_type_is"]

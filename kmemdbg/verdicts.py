@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple, Optional, Tuple
 
 from .physinfo import PhysInfo
+from .records import new_record
 from .virt_to_phys import MISMATCH, NOT_APPLICABLE, OK, UNMAPPED, Check, PaArithmetic
 
 
@@ -21,11 +22,6 @@ class WalkFault(NamedTuple):
 
     level: Optional[str]
     reason: str
-
-
-#: builds a NamedTuple from a tuple without its Python-level ``__new__`` (a check batch makes one
-#: Check per address)
-_tuple_new = tuple.__new__
 
 
 def place(region, allocation) -> str:
@@ -63,7 +59,7 @@ def judge(va: int, claimed_pa: Optional[int], walk_pa: Optional[int], fault: Opt
                      arith.debug_virtual, true_pages, bogus.kind)
     if subject == walk_pa:
         text = f"{where}: {label} {subject:#x}, as the page tables say"
-        return _tuple_new(Check, (va, arith.pa, walk_pa, claimed_pa, OK, region, text, arith.branch,
+        return new_record(Check, (va, arith.pa, walk_pa, claimed_pa, OK, region, text, arith.branch,
                                   arith.debug_virtual, true_pages, None))
     bogus = describe(subject)
     how = f" ({arith.branch})" if claimed_pa is None else ""
@@ -74,7 +70,7 @@ def judge(va: int, claimed_pa: Optional[int], walk_pa: Optional[int], fault: Opt
                 "non-linear address"
     if true_pages and len({p for _, p in true_pages if p is not None}) > 1:
         text += f"; the range spans {len(true_pages)} pages"
-    return _tuple_new(Check, (va, arith.pa, walk_pa, claimed_pa, MISMATCH, region, text, arith.branch,
+    return new_record(Check, (va, arith.pa, walk_pa, claimed_pa, MISMATCH, region, text, arith.branch,
                               arith.debug_virtual, true_pages, bogus.kind))
 
 
