@@ -6,6 +6,10 @@
  * canonical-address rule); it knows no architecture.  A View is a read-only
  * buffer (a dump file's map) and the physical ranges whose bytes it holds:
  * (pa_start, pa_end, offset of pa_start in the buffer), sorted, disjoint.
+ * A View may also carry what its source declared about the rest: the
+ * physical ranges the source holds at all, and the error it raises for a
+ * read whose first byte lies outside them, so a one-page read there fails
+ * here, with the source's own words, without a call back into Python.
  *
  * Only the plain case is answered here: a canonical address in the walked
  * half, an aligned root, tables wholly inside one range, every entry a valid
@@ -68,6 +72,11 @@ typedef struct {
     uint64_t *end;
     uint64_t *offset;
     Py_ssize_t last;
+    /* what the source holds at all (its rule: the last range starting at or below the first
+     * byte must reach past it), or nheld = -1 when it declared nothing */
+    Py_ssize_t nheld;
+    uint64_t *held_start, *held_end;
+    PyObject *absent_type, *absent_reason;   /* the error raised outside them: type(pa, size, reason, pa) */
 } ViewObject;
 
 static PyTypeObject FormatType;
@@ -77,13 +86,94 @@ static PyTypeObject ViewType;
 
 static void view_dealloc(ViewObject *self) {
     Py_XDECREF(self->owner);
+    Py_XDECREF(self->absent_type);
+    Py_XDECREF(self->absent_reason);
     PyMem_Free(self->start);
+    PyMem_Free(self->held_start);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* held ranges (start, end) sorted by start, as the source's own lookup has them; may overlap */
+static int view_held(ViewObject *self, PyObject *held, PyObject *type, PyObject *reason) {
+    PyObject *seq = PySequence_Fast(held, "held must be a sequence of (start, end)");
+    if (!seq)
+        return -1;
+    if (!PyExceptionClass_Check(type) || !PyUnicode_Check(reason)) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_TypeError, "held needs an exception class and a reason template");
+        return -1;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    uint64_t *mem = PyMem_Calloc(n ? 2 * n : 2, sizeof(uint64_t));
+    if (!mem) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned long long a, b;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "KK", &a, &b) || b < a ||
+            (i && a < mem[i - 1])) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "held must be [start, end) ranges sorted by start");
+            Py_DECREF(seq);
+            PyMem_Free(mem);
+            return -1;
+        }
+        mem[i] = a;
+        mem[n + i] = b;
+    }
+    Py_DECREF(seq);
+    PyMem_Free(self->held_start);
+    Py_INCREF(type);
+    Py_INCREF(reason);
+    Py_XSETREF(self->absent_type, type);
+    Py_XSETREF(self->absent_reason, reason);
+    self->nheld = n;
+    self->held_start = mem;
+    self->held_end = mem + n;
+    return 0;
+}
+
+/* Whether the source declared it holds nothing at physical pa (the first byte of a read). */
+static int view_absent(ViewObject *v, uint64_t pa) {
+    if (v->nheld < 0 || !v->absent_type)
+        return 0;
+    Py_ssize_t lo = 0, hi = v->nheld;
+    while (lo < hi) {                 /* first range starting above pa */
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (v->held_start[mid] <= pa)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo == 0 || pa >= v->held_end[lo - 1];
+}
+
+/* Raise the source's error for a read of size bytes at physical pa; returns NULL. */
+static PyObject *view_raise_absent(ViewObject *v, uint64_t pa, Py_ssize_t size) {
+    PyObject *pa_obj = PyLong_FromUnsignedLongLong(pa), *size_obj = PyLong_FromSsize_t(size), *args = NULL;
+    if (pa_obj && size_obj)
+        args = PyTuple_Pack(4, pa_obj, size_obj, v->absent_reason, pa_obj);
+    Py_XDECREF(pa_obj);
+    Py_XDECREF(size_obj);
+    if (args) {
+        PyObject *err = PyObject_Call(v->absent_type, args, NULL);
+        Py_DECREF(args);
+        if (err) {
+            PyErr_SetObject(v->absent_type, err);
+            Py_DECREF(err);
+        }
+    }
+    return NULL;
+}
+
 static int view_init(ViewObject *self, PyObject *args, PyObject *kw) {
-    PyObject *owner, *segs, *seq = NULL;
-    if (!PyArg_ParseTuple(args, "OO", &owner, &segs))
+    PyObject *owner, *segs, *seq = NULL, *held = Py_None, *absent_type = Py_None, *absent_reason = Py_None;
+    if (!PyArg_ParseTuple(args, "OO|OOO", &owner, &segs, &held, &absent_type, &absent_reason))
+        return -1;
+    self->nheld = -1;
+    if (held != Py_None && view_held(self, held, absent_type, absent_reason) < 0)
         return -1;
     if (!PyObject_CheckBuffer(owner)) {
         PyErr_SetString(PyExc_TypeError, "View needs an object with the buffer protocol");
@@ -159,7 +249,8 @@ static PyTypeObject ViewType = {
     .tp_basicsize = sizeof(ViewObject),
     .tp_dealloc = (destructor)view_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "View(buffer, segments): physical ranges (start, end, buffer offset) of a read-only buffer.",
+    .tp_doc = "View(buffer, segments[, held, error, reason]): physical ranges (start, end, buffer offset) "
+              "of a read-only buffer; outside held, a read raises error(pa, size, reason, pa).",
     .tp_init = (initproc)view_init,
     .tp_new = PyType_GenericNew,
 };
@@ -634,9 +725,11 @@ static PyObject *format_read(FormatObject *self, PyObject *const *args, Py_ssize
     uint64_t first = size - (pa & (size - 1));
     if ((uint64_t)want <= first) {        /* the usual case: inside one page */
         int64_t off = view_offset(v, pa, (uint64_t)want, buf.len);
-        /* mapped, but the view does not hold it: the physical address, for the source to read or refuse */
-        PyObject *out = off < 0 ? PyLong_FromUnsignedLongLong(pa)
-                                : PyBytes_FromStringAndSize((const char *)base + off, want);
+        /* mapped, but the view does not hold it: the source's refusal where it declared one,
+         * else the physical address, for the source to read or refuse */
+        PyObject *out = off >= 0 ? PyBytes_FromStringAndSize((const char *)base + off, want)
+                        : view_absent(v, pa) ? view_raise_absent(v, pa, want)
+                        : PyLong_FromUnsignedLongLong(pa);
         PyBuffer_Release(&buf);
         return out;
     }

@@ -13,22 +13,30 @@ class KmemdbgError(Exception):
 class PhysicalReadError(KmemdbgError):
     """A physical read could not be satisfied.
 
-    ``pa`` is the physical address of the first byte asked for and ``size``
-    the length in bytes; ``reason`` says why (not in the dump, short read...).
-    ``reason`` may be a ``str.format`` template for ``reason_args``: the words
-    are put together only when shown, as a script that probes memory catches
-    most of these unread.
+    Raised as ``PhysicalReadError(pa, size, reason="not in memory source",
+    *reason_args)``: ``pa`` is the physical address of the first byte asked
+    for and ``size`` the length in bytes; ``reason`` says why (not in the
+    dump, short read...).  ``reason`` may be a ``str.format`` template for
+    ``reason_args``: the words are put together only when shown, as a script
+    that probes memory catches most of these unread.  The attributes are
+    read from ``args``, so making one runs no Python code: the compiled read
+    raises it for pages a dump does not hold.
     """
 
-    def __init__(self, pa: int, size: int, reason: str = "not in memory source", *reason_args: object) -> None:
-        # args are (pa, size, reason, *reason_args): BaseException.__new__ set them already
-        self.pa = pa
-        self.size = size
-        self._reason, self._reason_args = reason, reason_args
+    @property
+    def pa(self) -> int:
+        return self.args[0]
+
+    @property
+    def size(self) -> int:
+        return self.args[1]
 
     @property
     def reason(self) -> str:
-        return self._reason.format(*self._reason_args) if self._reason_args else self._reason
+        args = self.args
+        if len(args) < 3:
+            return "not in memory source"
+        return args[2].format(*args[3:]) if len(args) > 3 else args[2]
 
     def __str__(self) -> str:
         return f"cannot read {self.size} bytes at physical 0x{self.pa:x}: {self.reason}"

@@ -41,10 +41,21 @@ class PhysicalView:
     triples: physical ``[pa_start, pa_end)`` is at ``buffer[buffer_offset:
     buffer_offset + pa_end - pa_start]``.  Physical memory outside them is
     read through the source (holes, zero-filled or truncated ranges).
+
+    ``held``, when the source declares it, says where the source has
+    anything at all: physical ``(start, end)`` ranges sorted by start (they
+    may overlap), looked up as the source does, by the last range starting
+    at or below a read's first byte.  A read whose first byte that range
+    does not reach is one the source refuses with
+    ``PhysicalReadError(pa, size, absent, pa)``, ``absent`` a ``str.format``
+    template for the physical address; compiled reads raise it themselves.
+    None: the source reads everything outside the segments itself.
     """
 
     buffer: object
     segments: Tuple[Tuple[int, int, int], ...]
+    held: Optional[Tuple[Tuple[int, int], ...]] = None
+    absent: str = ""
 
 
 class PhysicalMemory(Protocol):

@@ -72,11 +72,9 @@ class Slabs:
         if self.vmemmap is None:
             return None
         va, size = self.vmemmap + pfn * self.page_struct, self.page_struct
-        got = self._walker_read(va, size)
-        if type(got) is bytes:
-            return got
         try:
-            return self.kernel.read(va, size)
+            got = self._walker_read(va, size)
+            return got if type(got) is bytes else self.kernel.read(va, size)
         except KmemdbgError:
             return None
 

@@ -455,8 +455,9 @@ class Walker:
     def read(self, va: int, size: int) -> Union[bytes, int, None]:
         """``size`` bytes at virtual ``va`` through the compiled walk and the source's view;
         for a read inside one mapped page the view does not hold, its physical address
-        (the caller asks the source); None when that is not the plain case (the caller
-        reads page by page)."""
+        (the caller asks the source), or the source's PhysicalReadError raised where the
+        view declares the source holds nothing there; None when that is not the plain
+        case (the caller reads page by page)."""
         if self._live or self._epoch != self._epoch_of.epoch:
             self._current()
         accel = self._accel

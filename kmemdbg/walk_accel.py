@@ -22,6 +22,7 @@ from functools import partial
 from typing import Callable, Optional, Sequence, Tuple, Union
 
 from .arch.base import PagingFormat
+from .errors import PhysicalReadError
 from .memory import PhysicalView
 
 try:
@@ -41,7 +42,9 @@ class Accelerator:
     - ``walk(va) -> Walk | None``: the full record, as :meth:`kmemdbg.walk.Walker.walk` gives it
     - ``read(va, size) -> bytes | int | None``: ``size`` bytes at virtual ``va``, all pages or
       none; for a read inside one mapped page whose bytes the view does not hold, that
-      read's physical address (int) instead, for the source to read or refuse
+      read's physical address (int) instead, for the source to read or refuse, or the
+      source's PhysicalReadError raised where the view declares the source holds nothing
+      (:attr:`~kmemdbg.memory.PhysicalView.held`)
     - ``translate_many(vas) -> (pas, page_sizes)``: lists, None where Python must answer
     """
 
@@ -89,7 +92,8 @@ def _view(view: PhysicalView):
     got = view.__dict__.get("_walkc")
     if got is None:
         try:
-            cview = _walkc.View(view.buffer, view.segments)
+            held = () if view.held is None else (view.held, PhysicalReadError, view.absent)
+            cview = _walkc.View(view.buffer, view.segments, *held)
         except (ValueError, OverflowError, TypeError):
             cview = None       # overlapping or unordered ranges: the pure walker reads them
         got = view._walkc = (cview, {})     # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 
+import drgn
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,7 +24,7 @@ from kmemdbg.memory import MemorySource, PhysicalView
 from kmemdbg.session import Session
 from kmemdbg.walk import Walker
 
-from realdumps import all_dumps, kernel_of
+from realdumps import all_dumps, kernel_of, open_dump
 from test_walker_fuzz import FORMATS
 
 pytestmark = pytest.mark.skipif(not walk_accel.enabled(), reason="kmemdbg._walkc is not built here "
@@ -97,6 +98,39 @@ def test_real_kernels_compiled_walk_matches_the_pure_walker(dump, monkeypatch):
             assert read_or_error(fast_s, va, size) == read_or_error(pure_s, va, size), (hex(va), size)
 
 
+@pytest.mark.real
+@pytest.mark.parametrize("dump", [d for d in DUMPS if d.kind == "full"], ids=lambda d: d.id)
+def test_real_kernels_pages_the_dump_lacks_are_refused_in_c_with_the_sources_words(dump, monkeypatch):
+    """Mapped pages whose frames the dump does not hold (ioremapped device memory): drgn's own
+    read of the same address fails too; the compiled read raises the PhysicalReadError the
+    source raises on the pure path, the same args and words, without asking the source."""
+    k, prog = open_dump(dump)
+    if k.walker._accel is None:
+        pytest.skip(f"{dump.id}: the source has no physical view")
+    t = k.tables
+    pure = Session(k.memory, k.info, t, pure_walker(monkeypatch, t.format, k.memory, t.root_pa,
+                                                    half=k.walker.half), "pure")
+    vas = sample_addresses(k, random.Random(dump.id), count=3000)
+    lacked = 0
+    for va in vas:
+        va &= ~7                    # inside one page: the compiled read's own case
+        try:
+            pure.read(va, 8)
+            continue
+        except PhysicalReadError as err:
+            want = err
+        except KmemdbgError:
+            continue                # not mapped: a fault, which the walker test compares
+        with pytest.raises(drgn.FaultError):
+            prog.read(va, 8)
+        with pytest.raises(PhysicalReadError) as got:
+            k.walker._accel.read(va, 8)
+        assert got.value.args == want.args and str(got.value) == str(want), hex(va)
+        lacked += 1
+    if dump.recipe.startswith("arm64"):
+        assert lacked, "arm64 maps PCIe ECAM, which no dump holds: none of it was sampled"
+
+
 
 
 PAGES = 24
@@ -138,6 +172,37 @@ class GarbageImage(MemorySource):
         return PhysicalView(self.data, self.segments)
 
 
+#: what a DeclaredHoles image says of a read it refuses (a template for the first byte's address)
+HOLE = "physical {:#x} is in a hole of the garbage image"
+
+
+class DeclaredHoles(GarbageImage):
+    """A garbage image whose view declares where it holds nothing, as a dump file's does."""
+
+    def read(self, pa: int, size: int) -> bytes:
+        for start, end, off in self.segments:
+            if start <= pa and pa + size <= end:
+                return self.data[off + pa - start:off + pa - start + size]
+        raise PhysicalReadError(pa, size, HOLE, pa)
+
+    def physical_view(self):
+        return PhysicalView(self.data, self.segments, tuple((a, b) for a, b, _o in self.segments), HOLE)
+
+
+def read_errors(walker: Walker, vas, sizes) -> list:
+    """What a session over ``walker`` reads at each of ``vas`` for each of ``sizes``: bytes, or the
+    error's type and args."""
+    s = Session(walker.memory, None, None, walker, "garbage")
+    out = []
+    for va in vas:
+        for size in sizes:
+            try:
+                out.append(s.read(va, size))
+            except KmemdbgError as err:
+                out.append((type(err).__name__, err.args))
+    return out
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                     HealthCheck.function_scoped_fixture])
 @given(fmt_i=st.integers(0, len(FORMATS) - 1), seed=st.integers(0, 2**32),
@@ -153,6 +218,36 @@ def test_garbage_tables_compiled_walk_matches_the_pure_walker(monkeypatch, fmt_i
     assert fast._accel is not None
     pure = pure_walker(monkeypatch, fmt, mem, root, half=half)
     compare(fast, pure, vas + canonical(fmt, random.Random(seed), 24))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                    HealthCheck.function_scoped_fixture])
+@given(fmt_i=st.integers(0, len(FORMATS) - 1), seed=st.integers(0, 2**32),
+       root_page=st.integers(0, PAGES - 1), vas=st.lists(st.integers(0, 2**64 - 1), max_size=12))
+def test_garbage_tables_compiled_reads_refuse_declared_holes_as_the_source_does(monkeypatch, fmt_i, seed,
+                                                                               root_page, vas):
+    fmt = FORMATS[fmt_i]
+    mem = DeclaredHoles(seed, fmt.page_size, PAGES)
+    root = root_page * fmt.page_size
+    fast, pure = Walker(fmt, mem, root), pure_walker(monkeypatch, fmt, mem, root)
+    vas = vas + canonical(fmt, random.Random(seed), 24)
+    sizes = (1, 8, fmt.page_size, fmt.page_size + 9)
+    assert read_errors(fast, vas, sizes) == read_errors(pure, vas, sizes)
+
+
+def test_garbage_tables_compiled_reads_do_refuse_holes_themselves():
+    refused = 0
+    for fmt in FORMATS:
+        for seed in range(12):
+            mem = DeclaredHoles(seed, fmt.page_size, PAGES)
+            w = Walker(fmt, mem, seed % PAGES * fmt.page_size)
+            for va in canonical(fmt, random.Random(seed), 150):
+                try:
+                    w._accel.read(va, 8)
+                except PhysicalReadError as err:
+                    assert err.args[2:] == (HOLE, err.pa) and err.size == 8
+                    refused += 1
+    assert refused >= 10, refused
 
 
 def canonical(fmt, rng, n):

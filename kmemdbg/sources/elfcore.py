@@ -221,7 +221,9 @@ class ElfCoreMemory(MemorySource):
         view = self.__dict__.get("_physical_view")
         if view is None:
             segs = tuple((pa, end, pa + delta) for pa, (end, delta) in zip(self._starts, self._fast) if end > pa)
-            view = self._physical_view = PhysicalView(self._view, segs)
+            # outside every PT_LOAD read() raises at once; the view says so, in read()'s words
+            held = tuple((pa, pa + memsz) for pa, _f, _o, memsz, _v in self.loads)
+            view = self._physical_view = PhysicalView(self._view, segs, held, _NOT_IN_CORE)
         return view
 
     def ram_ranges(self) -> Optional[List[Tuple[int, int]]]:
