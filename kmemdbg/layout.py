@@ -130,17 +130,17 @@ class Layout:
         self.value(name)
         return self.__dict__.get("_deferred_sources", {}).get(name, "unknown")
 
+    def __post_init__(self) -> None:
+        # region_of's index, built with the layout: a per-address lookup reads a plain attribute
+        object.__setattr__(self, "_segments", self._index())
+
     def region_of(self, va: int) -> Region:
         """The most specific region holding virtual ``va`` (an ``unknown`` region when none)."""
-        starts, owners = self.__dict__.get("_segments") or self._index()
-        i = bisect.bisect_right(starts, va & MASK64) - 1
-        return owners[i]
+        starts, owners = self._segments  # type: ignore[attr-defined]
+        return owners[bisect.bisect_right(starts, va & MASK64) - 1]
 
     def _index(self):
-        """Flatten the prioritised regions into sorted, non-overlapping segments (built once)."""
-        cached = self.__dict__.get("_segments")
-        if cached is not None:
-            return cached
+        """The prioritised regions flattened into sorted, non-overlapping segments: (starts, owners)."""
         cuts = sorted({0} | {r.start for r in self.regions} | {r.end for r in self.regions if r.end < 1 << 64})
         starts, owners = [], []
         for i, lo in enumerate(cuts):
@@ -155,7 +155,6 @@ class Layout:
                 continue
             starts.append(lo)
             owners.append(owner)
-        object.__setattr__(self, "_segments", (starts, owners))
         return starts, owners
 
 

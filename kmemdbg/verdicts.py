@@ -24,13 +24,6 @@ class WalkFault(NamedTuple):
     reason: str
 
 
-def place(region, allocation) -> str:
-    """``"<kind> address (<region name>)[, <allocation kind> <name>]"``: where an address is."""
-    if allocation is None:
-        return f"{region.kind} address ({region.name})"
-    return f"{region.kind} address ({region.name}), {allocation.kind} {allocation.name}"
-
-
 def judge(va: int, claimed_pa: Optional[int], walk_pa: Optional[int], fault: Optional[WalkFault],
           true_pages: Tuple[Tuple[int, Optional[int]], ...], region, allocation, arith: PaArithmetic,
           describe: Callable[[int], PhysInfo]) -> Check:
@@ -42,7 +35,9 @@ def judge(va: int, claimed_pa: Optional[int], walk_pa: Optional[int], fault: Opt
     of a checked range.  ``describe(pa)`` says what a wrong physical address
     holds; it is called only when a verdict names one.
     """
-    where = place(region, allocation)
+    # where va is: "<kind> address (<region name>)[, <allocation kind> <name>]"
+    where = (f"{region.kind} address ({region.name})" if allocation is None else
+             f"{region.kind} address ({region.name}), {allocation.kind} {allocation.name}")
     if region.kind == "non-canonical" or (fault is not None and fault.reason == "non-canonical"):
         return Check(va, arith.pa, None, claimed_pa, NOT_APPLICABLE, region,
                      f"{where}: no translation exists for it", arith.branch, arith.debug_virtual, true_pages)
@@ -91,4 +86,4 @@ def slab_detail(offset: int, object_size: Optional[int]) -> str:
     return "slab page (cache unknown: no struct slab type)"
 
 
-__all__ = ["judge", "place", "WalkFault", "vmap_detail", "slab_detail"]
+__all__ = ["judge", "WalkFault", "vmap_detail", "slab_detail"]

@@ -88,6 +88,11 @@ class PerCpuLayout:
         units = sorted((per_cpu_ptr(self.start, off), cpu) for cpu, off in enumerate(self.offsets))
         object.__setattr__(self, "_units", units)
         object.__setattr__(self, "_unit_starts", [u for u, _ in units])
+        # [lo, hi): the linked section and every cpu's copy lie inside (most addresses a
+        # classification asks about are outside it)
+        lo = min([self.start] + [u for u, _ in units])
+        hi = max([self.end] + [u + self.end - self.start for u, _ in units])
+        object.__setattr__(self, "_span", (lo, hi))
 
     @property
     def size_bytes(self) -> int:
@@ -110,6 +115,9 @@ class PerCpuLayout:
         """Which variable (and cpu) virtual ``va`` is in: the linked section itself, or a
         cpu's copy of it.  None when it is in neither."""
         va &= MASK64
+        lo, hi = self._span  # type: ignore[attr-defined]
+        if not lo <= va < hi:
+            return None
         if self.start <= va < self.end:
             return self._hit(va, None, va)
         starts = self._unit_starts  # type: ignore[attr-defined]

@@ -11,11 +11,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 from ..base import MASK64
+from ...records import new_record
 from ..spec import PaArithmetic, PageArray
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...layout import Layout
     from ...vmcoreinfo import VmcoreInfo
+
+
+#: the two branches of __pa() (a check batch names one per address)
+_LINEAR = "linear branch: va - PAGE_OFFSET + PHYS_OFFSET"
+_IMAGE = "image branch: va - kimage_voffset"
+_IMAGE_DEBUG = "would WARN (virt_to_phys used for non-linear address) and return the same value"
 
 
 def tag_reset(va: int) -> int:
@@ -36,19 +43,17 @@ def _pa_quantities(layout: "Layout") -> tuple:
 
 def kernel_pa(layout: "Layout", va: int) -> PaArithmetic:
     """The kernel's own ``__pa(va)``; ``pa`` is None when a quantity is missing."""
-    tagless = tag_reset(va)
-    po, pe, phys_off, voff = _pa_quantities(layout)
+    tagless = va | (0xFF << 56) if va >> 55 & 1 else va & ((1 << 56) - 1)     # tag_reset(va)
+    po, pe, phys_off, voff = layout.__dict__.get("_arm64_pa_quantities") or _pa_quantities(layout)
     if po is None or pe is None:
         return PaArithmetic(None, "needs PAGE_OFFSET/PAGE_END (missing)", "")
     if ((tagless - po) & MASK64) < ((pe - po) & MASK64):
         if phys_off is None:
             return PaArithmetic(None, "linear branch needs PHYS_OFFSET (missing)", "")
-        return PaArithmetic((tagless - po + phys_off) & MASK64,
-                            "linear branch: va - PAGE_OFFSET + PHYS_OFFSET", "accepted")
+        return new_record(PaArithmetic, ((tagless - po + phys_off) & MASK64, _LINEAR, "accepted"))
     if voff is None:
         return PaArithmetic(None, "image branch needs kimage_voffset (missing)", "")
-    return PaArithmetic((tagless - voff) & MASK64, "image branch: va - kimage_voffset",
-                        "would WARN (virt_to_phys used for non-linear address) and return the same value")
+    return new_record(PaArithmetic, ((tagless - voff) & MASK64, _IMAGE, _IMAGE_DEBUG))
 
 
 def virt_to_page(layout: "Layout", va: int, pages: PageArray) -> PaArithmetic:

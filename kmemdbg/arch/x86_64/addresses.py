@@ -11,12 +11,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 from ..base import MASK64
+from ...records import new_record
 from ..spec import PaArithmetic, PageArray
 from .paging import START_KERNEL_MAP
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...layout import Layout
     from ...vmcoreinfo import VmcoreInfo
+
+
+#: the two branches of __pa() (a check batch names one per address)
+_IMAGE = "image branch: va - __START_KERNEL_map + phys_base"
+_DIRECT = "direct-map branch: va - page_offset_base"
 
 
 def _pa_quantities(layout: "Layout") -> tuple:
@@ -60,18 +66,17 @@ def _debug_direct(layout: "Layout", va: int, pa: int, pob: int) -> str:
 
 def kernel_pa(layout: "Layout", va: int) -> PaArithmetic:
     """The kernel's own ``__pa(va)``; ``pa`` is None when a quantity is missing."""
-    phys_base, image, pob = _pa_quantities(layout)
+    phys_base, image, pob = layout.__dict__.get("_x86_pa_quantities") or _pa_quantities(layout)
     if va >= START_KERNEL_MAP:
         if phys_base is None:
             return PaArithmetic(None, "image branch needs phys_base (missing)", "")
         y = va - START_KERNEL_MAP
         dbg = "would BUG (VIRTUAL_BUG_ON: beyond KERNEL_IMAGE_SIZE)" if y >= image else "accepted"
-        return PaArithmetic((y + phys_base) & MASK64,
-                            "image branch: va - __START_KERNEL_map + phys_base", dbg)
+        return new_record(PaArithmetic, ((y + phys_base) & MASK64, _IMAGE, dbg))
     if pob is None:
         return PaArithmetic(None, "direct-map branch needs page_offset_base (missing)", "")
     pa = (va - pob) & MASK64
-    return PaArithmetic(pa, "direct-map branch: va - page_offset_base", _debug_direct(layout, va, pa, pob))
+    return new_record(PaArithmetic, (pa, _DIRECT, _debug_direct(layout, va, pa, pob)))
 
 
 def virt_to_page(layout: "Layout", va: int, pages: PageArray) -> PaArithmetic:
