@@ -15,7 +15,7 @@ from kmemdbg.linux.owners import IMAGE_SECTION, MODULE, OwnerIndex
 from kmemdbg.linux.page import page_type_is
 from kmemdbg.linux.slab import SlabMarks, is_slab_page
 from kmemdbg.linux.tasks import TaskOffsets, for_each_task
-from kmemdbg.linux.vmalloc import VmapArea
+from kmemdbg.linux.vmalloc import VmapArea, find_area
 
 
 class Memory:
@@ -135,6 +135,31 @@ def test_the_bytes_test_of_a_struct_page_agrees_with_is_slab_page(pg_slab, slab_
 
 def _area(start, end, caller, state="busy"):
     return VmapArea(start, end, end - start, ("vmalloc",), None, caller, 1, None, None, start, end, 0, 0, state)
+
+
+@st.composite
+def _kernel_areas(draw):
+    """Areas as the kernel keeps them: busy ones disjoint, a lazily freed one overlapping at
+    most the busy area after it; sorted by start."""
+    areas, at = [], 0x1000
+    for _ in range(draw(st.integers(0, 12))):
+        at += draw(st.integers(0, 3)) * 0x1000
+        size = draw(st.integers(1, 4)) * 0x1000
+        if draw(st.booleans()):         # a lazily freed area, maybe reaching into the next one
+            areas.append(_area(at, at + size + draw(st.sampled_from([0, 0x800, 0x1000])), None, "lazy"))
+        else:
+            areas.append(_area(at, at + size, None))
+        at += size
+    return sorted(areas, key=lambda a: a.start)
+
+
+@given(areas=_kernel_areas(), probes=st.lists(st.integers(0, 0x40000), max_size=40))
+def test_find_area_is_the_busy_holder_else_the_lowest_lazily_freed_one(areas, probes):
+    starts = [a.start for a in areas]
+    for va in probes + [a.start for a in areas] + [a.end - 1 for a in areas] + [a.end for a in areas]:
+        holders = [a for a in areas if a.start <= va < a.end]
+        busy = [a for a in holders if a.state == "busy"]
+        assert find_area(areas, starts, va) == (busy[0] if busy else holders[0] if holders else None)
 
 
 class _Objects:

@@ -88,11 +88,11 @@ class PerCpuLayout:
         units = sorted((per_cpu_ptr(self.start, off), cpu) for cpu, off in enumerate(self.offsets))
         object.__setattr__(self, "_units", units)
         object.__setattr__(self, "_unit_starts", [u for u, _ in units])
-        # [lo, hi): the linked section and every cpu's copy lie inside (most addresses a
-        # classification asks about are outside it)
-        lo = min([self.start] + [u for u, _ in units])
-        hi = max([self.end] + [u + self.end - self.start for u, _ in units])
-        object.__setattr__(self, "_span", (lo, hi))
+        # [lo, hi): every cpu's copy lies inside (most addresses a classification asks about
+        # are outside it; the linked section is tested on its own, as it may be far away)
+        size = self.end - self.start
+        span = (units[0][0], max(u for u, _ in units) + size) if units else (0, 0)
+        object.__setattr__(self, "_copies_span", span)
 
     @property
     def size_bytes(self) -> int:
@@ -115,11 +115,11 @@ class PerCpuLayout:
         """Which variable (and cpu) virtual ``va`` is in: the linked section itself, or a
         cpu's copy of it.  None when it is in neither."""
         va &= MASK64
-        lo, hi = self._span  # type: ignore[attr-defined]
-        if not lo <= va < hi:
-            return None
         if self.start <= va < self.end:
             return self._hit(va, None, va)
+        lo, hi = self._copies_span  # type: ignore[attr-defined]
+        if not lo <= va < hi:
+            return None
         starts = self._unit_starts  # type: ignore[attr-defined]
         i = bisect.bisect_right(starts, va) - 1
         size = self.end - self.start

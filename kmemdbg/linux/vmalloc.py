@@ -209,14 +209,18 @@ def find_area(areas: Sequence[VmapArea], starts: Sequence[int], va: int) -> Opti
     """The area of ``areas`` (sorted by start; ``starts`` their starts) whose [start, end) holds
     virtual ``va``, a busy one before a lazily freed one; None when no area holds it."""
     i = bisect.bisect_right(starts, va)
-    # areas do not overlap, except a lazily freed one with a busy successor
+    # Areas do not overlap, except a lazily freed one with a busy successor, so the holders
+    # are among the last few starting at or below va, and at most one of them is busy.
+    # From the nearest down: a busy holder at once, else the lowest lazily freed holder.
+    lo = i - 4 if i > 4 else 0
     first = None
-    for a in areas[max(0, i - 4):i]:
-        if a.start <= va < a.end:
+    while i > lo:
+        i -= 1
+        a = areas[i]
+        if va < a.end:              # a.start <= va: bisect
             if a.state == "busy":
                 return a
-            if first is None:
-                first = a
+            first = a
     return first
 
 
