@@ -536,7 +536,22 @@ static PyObject *format_translate(FormatObject *self, PyObject *const *args, Py_
     PyBuffer_Release(&buf);
     if (!got)
         Py_RETURN_NONE;
-    return Py_BuildValue("(KK)", (unsigned long long)pa, (unsigned long long)size);
+    /* (pa, page size, no fault): what Walker.translate_one answers */
+    PyObject *out = PyTuple_New(3);
+    if (!out)
+        return NULL;
+    PyObject *a = PyLong_FromUnsignedLongLong(pa), *b = PyLong_FromUnsignedLongLong(size);
+    if (!a || !b) {
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        Py_DECREF(out);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(out, 0, a);
+    PyTuple_SET_ITEM(out, 1, b);
+    Py_INCREF(Py_None);
+    PyTuple_SET_ITEM(out, 2, Py_None);
+    return out;
 }
 
 /* A new tuple of tuple subtype ``type`` holding ``n`` new references (stolen), or NULL.  The

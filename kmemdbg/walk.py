@@ -402,7 +402,7 @@ class Walker:
         if ct is not None:
             got = ct(va)
             if got is not None:
-                return got[0], got[1], None
+                return got
         va &= MASK64
         hb = self._half_bit
         if hb is not None and va >> 63 != hb:

@@ -38,7 +38,7 @@ PURE_ENV = "KMEMDBG_PURE_PYTHON"
 class Accelerator:
     """The compiled walk of one walker: each call answers or returns None (ask Python).
 
-    - ``translate(va) -> (pa, page_size) | None``
+    - ``translate(va) -> (pa, page_size, None) | None``: :meth:`~kmemdbg.walk.Walker.translate_one`'s answer
     - ``walk(va) -> Walk | None``: the full record, as :meth:`kmemdbg.walk.Walker.walk` gives it
     - ``read(va, size) -> bytes | int | None``: ``size`` bytes at virtual ``va``, all pages or
       none; for a read inside one mapped page whose bytes the view does not hold, that
@@ -48,7 +48,7 @@ class Accelerator:
     - ``translate_many(vas) -> (pas, page_sizes)``: lists, None where Python must answer
     """
 
-    translate: Callable[[int], Optional[Tuple[int, int]]]
+    translate: Callable[[int], Optional[Tuple[int, int, None]]]
     walk: Callable[[int], Optional[object]]
     read: Callable[[int, int], Union[bytes, int, None]]
     translate_many: Callable[[Sequence[int]], Tuple[list, list]]
