@@ -20,9 +20,10 @@ Rows, each as microseconds per address and as a ratio kmemdbg / drgn:
   the dump: a file just written in small pieces (QEMU's dump, as the fixtures are made) is
   cached in 4 KiB folios, and a fault maps at most fault-around's 16 of them; a file read
   from storage may be cached in large folios, of which a fault maps far more at once
-  (Linux 6.18 on ext4 here: 0.03 faults per first read against 0.3).  So the first-touch row is measured twice: with the page cache as the run found it,
-  and at the end, after the dump's cached pages are dropped (``POSIX_FADV_DONTNEED``, this
-  file only) and the file is read once again, as when a dump saved earlier is opened
+  (Linux 6.18 on ext4 here: 0.03 faults per first read against 0.3).  So the first-touch
+  row is measured twice: with the page cache as the run found it, and at the end, after
+  the dump's cached pages are dropped (``POSIX_FADV_DONTNEED``, this file only) and the
+  file is read once again, as when a dump saved earlier is opened
 - ``Kernel.translate(va)`` with its full step record on a fresh walker (uncached) and on
   one walker whose tables are cached, vs drgn's C walker (``follow_phys``)
 - ``Kernel.classify(va)`` and ``Kernel.check_many(vas)``, linear in N (each N printed), on a
